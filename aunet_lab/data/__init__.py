@@ -1,0 +1,1 @@
+"""Data: manifests, corpora, split functions, tokenizers and loaders."""

@@ -1,0 +1,60 @@
+"""Properties every built-in split function must have, on arbitrary bytes."""
+
+import pytest
+import torch
+from hypothesis import given
+
+from aunet_lab.data.splitting import byte_levels, get_split_function, level_mask, list_split_functions
+from strategies import any_bytes
+
+BUILT_INS = list_split_functions()
+# Parameterised variants exercise the argument parsing paths too.
+SPECS = BUILT_INS + ["word:1,2", "stride:3,7,20", "script:3,3,2"]
+
+
+def test_built_ins_are_registered():
+    assert {"word", "script", "stride"} <= set(BUILT_INS)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@given(data=any_bytes)
+def test_stable_to_rightward_insertion_at_byte_granularity(spec, data):
+    full = byte_levels(data, spec)
+    assert full.shape == (len(data),)
+    for cut in range(len(data)):
+        prefix = byte_levels(data[:cut], spec)
+        assert torch.equal(prefix, full[:cut]), (spec, data, cut)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@given(data=any_bytes)
+def test_levels_nested_in_range_and_bos_at_every_level(spec, data):
+    split = get_split_function(spec)
+    mask = level_mask(data, spec)
+    assert mask.dtype == torch.long and mask.shape == (len(data) + 1,)
+    assert int(mask[0]) == split.max_level
+    assert int(mask.min()) >= 0 and int(mask.max()) <= split.max_level
+    # Nested stages: every stage-(k+1) boundary is a stage-k boundary.
+    for k in range(1, split.max_level):
+        deeper = mask >= k + 1
+        assert bool((mask[deeper] >= k).all())
+        assert int(deeper.sum()) <= int((mask >= k).sum())
+    assert torch.equal(level_mask(data, spec, bos=False), mask[1:])
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@given(data=any_bytes)
+def test_never_a_boundary_inside_incomplete_or_invalid_utf8(spec, data):
+    levels = byte_levels(data, spec)
+    for i in torch.nonzero(levels).flatten().tolist():
+        # Independent oracle: the prefix ending at byte i must end with a complete, valid character.
+        last = data[: i + 1].decode("utf-8", "surrogateescape")[-1]
+        assert not 0xDC80 <= ord(last) <= 0xDCFF, (spec, data, i)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_text_and_bytes_agree_and_empty_input(spec):
+    text = "Tous les êtres humains naissent libres. 人人生而自由。\n"
+    assert torch.equal(level_mask(text, spec), level_mask(text.encode(), spec))
+    assert level_mask(b"", spec).tolist() == [get_split_function(spec).max_level]
+    assert byte_levels(b"\x00\x00\xff", spec).shape == (3,)
