@@ -1,0 +1,351 @@
+"""The Autoregressive U-Net (AU-Net, arXiv 2506.14761) over raw UTF-8 bytes.
+
+Contracting path: stage i runs its encoder, then *pooling* keeps the vectors at the boundary bytes
+of stage i+1 (the split function's levels), RMSNorm and a linear map to the next stage's width.
+The deepest stage (the trunk) runs on the coarsest sequence. Expanding path: *upsampling* gives
+every fine position the coarse vector of the latest boundary at or before it (a boundary is the
+last byte of a unit, so the vector of "SAT " helps predict "ON "), the encoder output of the stage
+is added (the skip), and the stage's decoder runs. Stage 1 ends in RMSNorm and an untied head over
+258 ids (bytes 0-255, BOS, EOS). One stage is the flat byte transformer.
+
+Imports only torch and regex (through the split functions): it must run on a bare GPU box.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from aunet_lab.data.splitting import SplitSpecError, byte_levels, get_split_function
+from aunet_lab.models.blocks import KVCache, RMSNorm, Transformer, ffn_hidden_dim, init_weights
+
+BYTE_VOCAB = 258
+BOS_ID = 256
+EOS_ID = 257
+UPSAMPLING_KINDS = ("multilinear", "repeat", "scatter")
+
+
+class ConfigError(ValueError):
+    """A model config that cannot be built; the message names the field."""
+
+
+@dataclass
+class StageConfig:
+    """One stage. For every stage but the deepest, ``layers`` is the depth of its encoder *and* of
+    its decoder (separate weights, as in the reference code); for the deepest stage (the trunk),
+    its total depth. ``window``: sliding attention window in elements of this stage (None: full
+    causal). ``max_len``: optional cap on this stage's sequence length per row; boundaries past it
+    are dropped and counted (the positions after them read the last kept vector)."""
+
+    dim: int
+    layers: int
+    heads: int
+    window: int | None = None
+    max_len: int | None = None
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+
+@dataclass
+class AUNetConfig:
+    """AU-Net with ``len(stages)`` stages (1 = flat byte transformer).
+
+    ``upsampling``: ``multilinear`` (the paper's: a shared linear plus one of ``max_offsets``
+    position-specific linears chosen by the offset from the boundary), ``repeat`` (shared linear
+    over the coarse vector plus a learned offset embedding) or ``scatter`` (the coarse vector only
+    at the boundary position itself, zeros elsewhere). Offsets past ``max_offsets - 1``:
+    ``offset_overflow="clamp"`` (default) uses the last matrix for all of them; ``"wrap"`` takes the
+    offset modulo ``max_offsets`` like the reference code.
+    """
+
+    stages: list[StageConfig]
+    split: str = "word"
+    upsampling: str = "multilinear"
+    max_offsets: int = 16
+    offset_overflow: str = "clamp"
+    vocab_size: int = BYTE_VOCAB
+    rope_theta: float = 500000.0
+    ffn_multiple_of: int = 256
+    norm_eps: float = 1e-5
+    skip: bool = True
+    init_std: float = 0.02
+
+    def __post_init__(self):
+        self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
+        self.validate()
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stages)
+
+    def validate(self) -> None:
+        name = type(self).__name__
+        if not self.stages:
+            raise ConfigError(f"{name}.stages: at least one stage is needed")
+        for i, s in enumerate(self.stages):
+            where = f"{name}.stages[{i}]"
+            for key in ("dim", "layers", "heads"):
+                value = getattr(s, key)
+                if not isinstance(value, int) or value <= 0:
+                    raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
+            if s.dim % s.heads:
+                raise ConfigError(f"{where}.heads: {s.heads} heads do not divide dim {s.dim}")
+            if s.head_dim % 2:
+                raise ConfigError(f"{where}.heads: head dim {s.head_dim} must be even for rotary embeddings")
+            if s.window is not None and (not isinstance(s.window, int) or s.window <= 0):
+                raise ConfigError(f"{where}.window: expected a positive integer or null, got {s.window!r}")
+            if s.max_len is not None:
+                if i == 0:
+                    raise ConfigError(f"{where}.max_len: the byte stage has no cap (it is the input length)")
+                if not isinstance(s.max_len, int) or s.max_len <= 0:
+                    raise ConfigError(f"{where}.max_len: expected a positive integer or null, got {s.max_len!r}")
+        if self.upsampling not in UPSAMPLING_KINDS:
+            raise ConfigError(f"{name}.upsampling: expected one of {', '.join(UPSAMPLING_KINDS)}, got {self.upsampling!r}")
+        if not isinstance(self.max_offsets, int) or self.max_offsets <= 0:
+            raise ConfigError(f"{name}.max_offsets: expected a positive integer, got {self.max_offsets!r}")
+        if self.offset_overflow not in ("clamp", "wrap"):
+            raise ConfigError(f"{name}.offset_overflow: expected clamp or wrap, got {self.offset_overflow!r}")
+        if self.vocab_size < BYTE_VOCAB:
+            raise ConfigError(f"{name}.vocab_size: at least {BYTE_VOCAB} (bytes, BOS, EOS), got {self.vocab_size}")
+        if self.ffn_multiple_of <= 0:
+            raise ConfigError(f"{name}.ffn_multiple_of: expected a positive integer, got {self.ffn_multiple_of}")
+        try:
+            split = get_split_function(self.split)
+        except SplitSpecError as err:
+            raise ConfigError(f"{name}.split: {err}") from None
+        if self.n_stages - 1 > split.max_level:
+            raise ConfigError(
+                f"{name}.split: {self.n_stages} stages need {self.n_stages - 1} boundary levels, but split "
+                f"function {self.split!r} gives {split.max_level}"
+            )
+
+    @classmethod
+    def tiny(cls, stages: int = 2, split: str = "word", dim: int = 32, **overrides: Any) -> "AUNetConfig":
+        """A CPU-sized config for tests and demos: widths dim, 2*dim, 2*dim, 2*dim (capped at 4 stages
+        by the default split), one layer per encoder/decoder, two in the trunk."""
+        if not isinstance(stages, int) or stages < 1:
+            raise ConfigError(f"AUNetConfig.stages: expected a positive number of stages, got {stages!r}")
+        dims = [dim] + [2 * dim] * (stages - 1)
+        layer_counts = [1] * (stages - 1) + [2]
+        stage_list = [StageConfig(d, n, max(1, d // 16)) for d, n in zip(dims, layer_counts)]
+        stage_list[0].window = overrides.pop("byte_window", None)
+        if stages == 1:
+            split = split if split else "word"
+        return cls(stages=stage_list, split=split, ffn_multiple_of=overrides.pop("ffn_multiple_of", 16), **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AUNetConfig":
+        return cls(**data)
+
+
+class Pooling(nn.Module):
+    """Contracting step: the vectors at boundary positions, RMSNorm, linear to the next width."""
+
+    def __init__(self, fine_dim: int, coarse_dim: int, eps: float):
+        super().__init__()
+        self.norm = RMSNorm(fine_dim, eps)
+        self.proj = nn.Linear(fine_dim, coarse_dim, bias=False)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        picked = torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        return self.proj(self.norm(picked))
+
+
+class Upsampling(nn.Module):
+    """Expanding step: each fine position reads the coarse vector of the latest boundary at or before
+    it (``src``; -1 before the first boundary of the window, which reads the learned
+    ``no_context`` vector), transformed according to its ``offset`` from that boundary."""
+
+    def __init__(self, coarse_dim: int, fine_dim: int, kind: str, max_offsets: int, overflow: str, eps: float):
+        super().__init__()
+        self.kind = kind
+        self.max_offsets = max_offsets
+        self.overflow = overflow
+        self.norm = RMSNorm(coarse_dim, eps)
+        self.shared = nn.Linear(coarse_dim, fine_dim, bias=False)
+        if kind == "multilinear":
+            self.per_offset = nn.Parameter(torch.empty(max_offsets, coarse_dim, fine_dim))
+        elif kind == "repeat":
+            self.offset_embedding = nn.Embedding(max_offsets, coarse_dim)
+        self.no_context = nn.Parameter(torch.zeros(fine_dim))
+
+    def offset_index(self, offset: torch.Tensor) -> torch.Tensor:
+        if self.overflow == "wrap":
+            return offset % self.max_offsets
+        return offset.clamp(max=self.max_offsets - 1)
+
+    def forward(self, y: torch.Tensor, src: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        B, Tc, dc = y.shape
+        has_context = (src >= 0).unsqueeze(-1)
+        src = src.clamp(min=0)
+        off = self.offset_index(offset)
+        y = self.norm(y)
+        if self.kind == "multilinear":
+            # All offsets' products at the coarse rate in one matmul, then one gather per fine position.
+            per = (y @ self.per_offset.permute(1, 0, 2).reshape(dc, -1)).view(B, Tc * self.max_offsets, -1)
+            base = self.shared(y)
+            out = torch.gather(base, 1, src.unsqueeze(-1).expand(-1, -1, base.shape[-1]))
+            flat = (src * self.max_offsets + off).unsqueeze(-1).expand(-1, -1, per.shape[-1])
+            out = out + torch.gather(per, 1, flat)
+        elif self.kind == "repeat":
+            picked = torch.gather(y, 1, src.unsqueeze(-1).expand(-1, -1, dc))
+            out = self.shared(picked + self.offset_embedding(off))
+        else:  # scatter: only the boundary position itself receives the coarse vector
+            base = self.shared(y)
+            out = torch.gather(base, 1, src.unsqueeze(-1).expand(-1, -1, base.shape[-1]))
+            out = out * (offset == 0).unsqueeze(-1).to(out.dtype)
+        return torch.where(has_context, out, self.no_context.to(out.dtype))
+
+
+@dataclass
+class StageMap:
+    """How a fine stage maps onto the next coarser one, for one batch."""
+
+    idx: torch.Tensor  # [B, Tc] fine positions of the kept boundaries (then padding)
+    kept: torch.Tensor  # [B] boundaries kept per row
+    dropped: torch.Tensor  # [B] boundaries dropped by the cap
+    src: torch.Tensor  # [B, T] index of the latest kept boundary at or before each fine position
+    offset: torch.Tensor  # [B, T] distance from that boundary
+    levels: torch.Tensor  # [B, Tc] levels of the coarse elements (-1 for padding)
+
+
+def map_stage(levels: torch.Tensor, threshold: int, cap: int | None) -> StageMap:
+    """Select the elements with ``level >= threshold``; the coarse sequence has ``cap`` entries if a
+    cap is set (static shape), else as many as the row with the most boundaries."""
+    B, T = levels.shape
+    is_boundary = levels >= threshold
+    counts = is_boundary.sum(1)
+    if cap is not None:
+        Tc = min(cap, T)
+    else:
+        Tc = max(int(counts.max()) if B else 0, 1)
+    order = torch.argsort((~is_boundary).to(torch.int8), dim=1, stable=True)
+    idx = order[:, :Tc]
+    kept = counts.clamp(max=Tc)
+    rank = torch.cumsum(is_boundary.long(), 1) - 1
+    src = rank.clamp(max=Tc - 1)
+    boundary_pos = torch.gather(idx, 1, src.clamp(min=0))
+    positions = torch.arange(T, device=levels.device).expand(B, T)
+    offset = torch.where(src >= 0, positions - boundary_pos, torch.zeros_like(positions))
+    coarse_levels = torch.gather(levels, 1, idx)
+    valid = torch.arange(Tc, device=levels.device).unsqueeze(0) < kept.unsqueeze(1)
+    coarse_levels = torch.where(valid, coarse_levels, torch.full_like(coarse_levels, -1))
+    return StageMap(idx, kept, counts - kept, src, offset, coarse_levels)
+
+
+@dataclass
+class ForwardTrace:
+    """What a forward pass computed at every stage (used by cached generation and telemetry)."""
+
+    maps: list[StageMap] = field(default_factory=list)
+    stage_outputs: list[torch.Tensor] = field(default_factory=list)  # decoder (or trunk) output per stage
+
+
+def levels_from_ids(ids: torch.Tensor, split, max_level: int | None = None) -> torch.Tensor:
+    """Levels for a batch of byte ids: per document (BOS starts one, and so does the row's start),
+    with BOS and EOS boundaries at every level."""
+    split = get_split_function(split)
+    top = split.max_level if max_level is None else max_level
+    out = torch.zeros(ids.shape, dtype=torch.long)
+    rows = ids.detach().cpu().tolist()
+    for r, row in enumerate(rows):
+        start = 0
+        for t, tok in enumerate(row + [BOS_ID]):
+            if tok >= 256:
+                if t > start:
+                    out[r, start:t] = byte_levels(bytes(row[start:t]), split)
+                if t < len(row):
+                    out[r, t] = top
+                start = t + 1
+    return out.to(ids.device)
+
+
+class AUNet(nn.Module):
+    def __init__(self, config: AUNetConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.split = get_split_function(config.split)
+        st = config.stages
+        eps = config.norm_eps
+
+        def stack(s: StageConfig) -> Transformer:
+            return Transformer(s.dim, s.layers, s.heads, ffn_hidden_dim(s.dim, config.ffn_multiple_of), s.window,
+                               config.rope_theta, eps)
+
+        self.tok_embeddings = nn.Embedding(config.vocab_size, st[0].dim)
+        self.encoders = nn.ModuleList(stack(s) for s in st[:-1])
+        self.pooling = nn.ModuleList(Pooling(st[i].dim, st[i + 1].dim, eps) for i in range(len(st) - 1))
+        self.trunk = stack(st[-1])
+        self.upsampling = nn.ModuleList(
+            Upsampling(st[i + 1].dim, st[i].dim, config.upsampling, config.max_offsets, config.offset_overflow, eps)
+            for i in range(len(st) - 1)
+        )
+        self.decoders = nn.ModuleList(stack(s) for s in st[:-1])
+        self.norm = RMSNorm(st[0].dim, eps)
+        self.output = nn.Linear(st[0].dim, config.vocab_size, bias=False)
+        init_weights(self, config.init_std)
+        self.last_stats: dict[str, list[torch.Tensor]] = {}
+
+    @property
+    def n_stages(self) -> int:
+        return self.config.n_stages
+
+    def compute_levels(self, byte_ids: torch.Tensor) -> torch.Tensor:
+        """Levels from the configured split function, each row taken as one document from its start."""
+        return levels_from_ids(byte_ids, self.split)
+
+    def forward(self, byte_ids: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-byte logits [B, T, vocab]; position t predicts byte t+1."""
+        logits, _ = self.run(byte_ids, levels)
+        return logits
+
+    def run(self, byte_ids: torch.Tensor, levels: torch.Tensor | None = None,
+            caches: list[list[KVCache]] | None = None) -> tuple[torch.Tensor, ForwardTrace]:
+        """Forward pass that also returns the per-stage trace. ``caches`` (one list per stack, in the
+        order of :meth:`stacks`) are filled for cached generation."""
+        n = self.n_stages
+        if levels is None:
+            levels = self.compute_levels(byte_ids) if n > 1 else torch.zeros_like(byte_ids)
+        levels = levels.to(byte_ids.device).clamp(max=n - 1)
+        cache = (lambda k: caches[k]) if caches is not None else (lambda k: None)
+        trace = ForwardTrace()
+        x = self.tok_embeddings(byte_ids)
+        skips = []
+        for i in range(n - 1):
+            x = self.encoders[i](x, cache(i))
+            skips.append(x)
+            m = map_stage(levels, i + 1, self.config.stages[i + 1].max_len)
+            trace.maps.append(m)
+            x = self.pooling[i](x, m.idx)
+            levels = m.levels
+        x = self.trunk(x, cache(n - 1))
+        outputs = [x]
+        for i in reversed(range(n - 1)):
+            m = trace.maps[i]
+            up = self.upsampling[i](x, m.src, m.offset)
+            x = skips[i] + up if self.config.skip else up
+            x = self.decoders[i](x, cache(n + i))
+            outputs.append(x)
+        trace.stage_outputs = outputs[::-1]
+        self.last_stats = {
+            "kept": [m.kept.detach().sum() for m in trace.maps],
+            "dropped": [m.dropped.detach().sum() for m in trace.maps],
+        }
+        return self.output(self.norm(x)), trace
+
+    def stacks(self) -> list[Transformer]:
+        """Every transformer stack in cache order: encoders, trunk, decoders."""
+        return [*self.encoders, self.trunk, *self.decoders]
+
+    def new_caches(self) -> list[list[KVCache]]:
+        return [s.new_caches() for s in self.stacks()]

@@ -1,0 +1,168 @@
+"""Transformer building blocks shared by AU-Net and the BPE baseline.
+
+Pre-norm RMSNorm, rotary position embeddings, multi-head attention through SDPA (full causal or a
+sliding window, with an optional KV cache for generation), SwiGLU feed-forward, no biases.
+Imports only torch (must run on a bare GPU box).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def ffn_hidden_dim(dim: int, multiple_of: int = 256) -> int:
+    """LLaMA's SwiGLU width: 2/3 of 4*dim, rounded up to ``multiple_of`` (1536 at 512, 5632 at 2048)."""
+    hidden = int(2 * 4 * dim / 3)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (x * self.weight.float()).to(dtype)
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of shape [..., T, head_dim/2] for integer positions [..., T]."""
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim))
+    angles = positions.float().unsqueeze(-1) * freqs
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[..., 2i], x[..., 2i+1]); x is [B, H, T, hd], cos/sin broadcast as [B?, 1, T, hd/2]."""
+    x_pairs = x.float().unflatten(-1, (-1, 2))
+    real, imag = x_pairs[..., 0], x_pairs[..., 1]
+    out = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
+    return out.flatten(-2).to(x.dtype)
+
+
+class KVCache:
+    """Keys and values of one attention layer for one sequence batch, grown step by step."""
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def truncate(self, length: int) -> None:
+        """Keep the first ``length`` positions (drops padding a batched forward appended)."""
+        if self.k is not None:
+            self.k, self.v = self.k[:, :, :length], self.v[:, :, :length]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            self.k = torch.cat([self.k, k], dim=2)
+            self.v = torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+def attention_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None) -> torch.Tensor:
+    """Boolean [Tq, Tk] mask: causal, and within ``window`` keys (the query included) if given."""
+    diff = q_pos.unsqueeze(-1) - k_pos.unsqueeze(0)
+    mask = diff >= 0
+    if window is not None:
+        mask = mask & (diff < window)
+    return mask
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int, window: int | None = None, rope_theta: float = 10000.0):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.window = window
+        self.rope_theta = rope_theta
+        self.wq = nn.Linear(dim, dim, bias=False)
+        self.wk = nn.Linear(dim, dim, bias=False)
+        self.wv = nn.Linear(dim, dim, bias=False)
+        self.wo = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        B, T, _ = x.shape
+        start = cache.length if cache is not None else 0
+        q = self.wq(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+        k = self.wk(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+        v = self.wv(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
+        q_pos = torch.arange(start, start + T, device=x.device)
+        cos, sin = rope_angles(q_pos, self.head_dim, self.rope_theta)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.append(k, v)
+        if start == 0 and (self.window is None or self.window >= T):
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            k_pos = torch.arange(k.shape[2], device=x.device)
+            mask = attention_mask(q_pos, k_pos, self.window)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.wo(out.transpose(1, 2).reshape(B, T, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, hidden: int, window: int | None, rope_theta: float, eps: float):
+        super().__init__()
+        self.attention_norm = RMSNorm(dim, eps)
+        self.attention = Attention(dim, heads, window, rope_theta)
+        self.ffn_norm = RMSNorm(dim, eps)
+        self.feed_forward = FeedForward(dim, hidden)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cache)
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class Transformer(nn.Module):
+    """A stack of pre-norm blocks (no final norm: norms live in the transitions and the head).
+
+    Positions are counted within the stack's own sequence: 0..T-1, or continuing from the caches.
+    """
+
+    def __init__(self, dim: int, layers: int, heads: int, hidden: int, window: int | None = None,
+                 rope_theta: float = 10000.0, eps: float = 1e-5):
+        super().__init__()
+        self.layers = nn.ModuleList(Block(dim, heads, hidden, window, rope_theta, eps) for _ in range(layers))
+
+    def new_caches(self) -> list[KVCache]:
+        return [KVCache() for _ in self.layers]
+
+    def forward(self, x: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x, None if caches is None else caches[i])
+        return x
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Normal(0, std) for linear and embedding weights, output projections scaled by depth."""
+    n_layers = max(1, sum(1 for m in module.modules() if isinstance(m, Block)))
+    for name, p in module.named_parameters():
+        if p.dim() < 2:
+            continue
+        scale = std / math.sqrt(2 * n_layers) if name.endswith(("wo.weight", "w2.weight")) else std
+        nn.init.normal_(p, mean=0.0, std=scale)
