@@ -46,6 +46,7 @@ class StageConfig:
     heads: int
     window: int | None = None
     max_len: int | None = None
+    ffn_dim: int | None = None  # SwiGLU hidden width; None: 8/3 * dim rounded up to ffn_multiple_of
 
     @property
     def head_dim(self) -> int:
@@ -98,6 +99,8 @@ class AUNetConfig:
                 raise ConfigError(f"{where}.heads: {s.heads} heads do not divide dim {s.dim}")
             if s.head_dim % 2:
                 raise ConfigError(f"{where}.heads: head dim {s.head_dim} must be even for rotary embeddings")
+            if s.ffn_dim is not None and (not isinstance(s.ffn_dim, int) or s.ffn_dim <= 0):
+                raise ConfigError(f"{where}.ffn_dim: expected a positive integer or null, got {s.ffn_dim!r}")
             if s.window is not None and (not isinstance(s.window, int) or s.window <= 0):
                 raise ConfigError(f"{where}.window: expected a positive integer or null, got {s.window!r}")
             if s.max_len is not None:
@@ -279,7 +282,7 @@ class AUNet(nn.Module):
         eps = config.norm_eps
 
         def stack(s: StageConfig) -> Transformer:
-            return Transformer(s.dim, s.layers, s.heads, ffn_hidden_dim(s.dim, config.ffn_multiple_of), s.window,
+            return Transformer(s.dim, s.layers, s.heads, s.ffn_dim or ffn_hidden_dim(s.dim, config.ffn_multiple_of), s.window,
                                config.rope_theta, eps)
 
         self.tok_embeddings = nn.Embedding(config.vocab_size, st[0].dim)

@@ -25,6 +25,7 @@ class TransformerConfig:
     layers: int
     heads: int
     window: int | None = None
+    ffn_dim: int | None = None  # SwiGLU hidden width; None: 8/3 * dim rounded up to ffn_multiple_of
     rope_theta: float = 10000.0
     ffn_multiple_of: int = 256
     norm_eps: float = 1e-5
@@ -69,7 +70,7 @@ class TokenTransformer(nn.Module):
         self.config = config
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
         self.trunk = Transformer(config.dim, config.layers, config.heads,
-                                 ffn_hidden_dim(config.dim, config.ffn_multiple_of), config.window,
+                                 config.ffn_dim or ffn_hidden_dim(config.dim, config.ffn_multiple_of), config.window,
                                  config.rope_theta, config.norm_eps)
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)

@@ -1,0 +1,161 @@
+"""AU-Net and the baselines: causality, batching, bad configs, overfitting a short text."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aunet_lab.data.splitting import list_split_functions
+from aunet_lab.models import AUNet, AUNetConfig, ConfigError, StageConfig, TokenTransformer, TransformerConfig
+
+TEXT = "Tous les êtres humains naissent libres. 人人生而自由，在尊严和权利上一律平等。 x=12345; मनुष्यों को\n"
+ATOL = 1e-5
+
+
+def ids_of(text: str, bos: bool = True) -> torch.Tensor:
+    data = text.encode()
+    return torch.tensor([([256] if bos else []) + list(data)])
+
+
+def _lead_byte_cuts(data: bytes) -> list[int]:
+    """Positions (in ids with BOS) of lead bytes of multi-byte characters."""
+    return [i + 1 for i, b in enumerate(data) if b >= 0xC0][:3]
+
+
+def _config(stages, split, capped):
+    cfg = AUNetConfig.tiny(stages=stages, split=split, byte_window=16)
+    if capped:
+        for k in range(1, stages):
+            cfg.stages[k].max_len = max(2, 12 // k)
+    return cfg
+
+
+CASES = [(k, split, capped) for k in (1, 2, 3, 4) for split in list_split_functions() for capped in (False, True)
+         if not (k == 1 and capped) and not (split.startswith("stride") and k > 2)]
+
+
+@pytest.mark.parametrize("stages, split, capped", CASES)
+def test_changing_later_bytes_never_changes_earlier_logits(stages, split, capped):
+    if split == "stride":
+        split = "stride:3,6,12"
+    torch.manual_seed(stages)
+    model = AUNet(_config(stages, split, capped)).eval()
+    ids = ids_of(TEXT)
+    data = TEXT.encode()
+    cuts = [5, 20, 47, ids.shape[1] - 3] + _lead_byte_cuts(data)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        base = model(ids)
+        for t in cuts:
+            changed = ids.clone()
+            changed[0, t + 1 :] = torch.randint(0, 256, (ids.shape[1] - t - 1,), generator=gen)
+            other = model(changed)
+            assert torch.allclose(base[0, : t + 1], other[0, : t + 1], atol=ATOL), (stages, split, capped, t)
+            # and the future does change what comes after (the test can fail)
+            assert not torch.allclose(base[0, t + 1 :], other[0, t + 1 :], atol=ATOL)
+
+
+@pytest.mark.parametrize("stages", [2, 3, 4])
+def test_a_batch_gives_each_row_its_own_logits(stages):
+    torch.manual_seed(1)
+    model = AUNet(AUNetConfig.tiny(stages=stages)).eval()
+    rows = ["The cat sat on the mat. It cost 12345.", "Alle Menschen sind frei und gleich. ", "人人生而自由，在尊严和权利上一律平"]
+    width = max(len(r.encode()) for r in rows) + 1
+    batch = torch.full((3, width), 32)
+    for r, text in enumerate(rows):
+        ids = ids_of(text)[0]
+        batch[r, : ids.numel()] = ids
+    with torch.no_grad():
+        together = model(batch)
+        for r in range(3):
+            alone = model(batch[r : r + 1])
+            assert torch.allclose(together[r], alone[0], atol=ATOL), r
+
+
+def test_dropped_boundaries_are_counted():
+    cfg = AUNetConfig.tiny(stages=3)
+    cfg.stages[1].max_len, cfg.stages[2].max_len = 4, 2
+    model = AUNet(cfg).eval()
+    ids = ids_of("one two three four five six seven eight nine ten ")
+    levels = model.compute_levels(ids)
+    with torch.no_grad():
+        model(ids)
+    stage2 = int((levels >= 1).sum())
+    assert int(model.last_stats["kept"][0]) == 4
+    assert int(model.last_stats["dropped"][0]) == stage2 - 4
+    assert int(model.last_stats["kept"][1]) == 2
+
+
+def test_positions_before_the_first_boundary_read_the_no_context_vector():
+    torch.manual_seed(0)
+    model = AUNet(AUNetConfig.tiny(stages=2)).eval()
+    ids = ids_of("abcdefgh ijk", bos=False)  # a window starting inside a document: no boundary before the space
+    first_boundary = 8
+    with torch.no_grad():
+        before, trace = model.run(ids)
+        model.upsampling[0].no_context.add_(1.0)
+        after = model(ids)
+    src = trace.maps[0].src[0]
+    assert (src[:first_boundary] == -1).all() and (src[first_boundary:] >= 0).all()
+    # The first positions (which attend to nothing later) see the learned vector change.
+    assert not torch.allclose(before[0, 0], after[0, 0])
+
+
+@pytest.mark.parametrize(
+    "build, field",
+    [
+        (lambda: AUNetConfig.tiny(stages=3, split="stride:4"), "AUNetConfig.split"),
+        (lambda: AUNetConfig.tiny(stages=5), "AUNetConfig.split"),
+        (lambda: AUNetConfig([StageConfig(0, 1, 1)]), "AUNetConfig.stages[0].dim"),
+        (lambda: AUNetConfig([StageConfig(32, 1, 2), StageConfig(-64, 1, 2)]), "AUNetConfig.stages[1].dim"),
+        (lambda: AUNetConfig([StageConfig(32, 1, 2), StageConfig(64, 1, 5)]), "AUNetConfig.stages[1].heads"),
+        (lambda: AUNetConfig([StageConfig(32, 0, 2)]), "AUNetConfig.stages[0].layers"),
+        (lambda: AUNetConfig.tiny(stages=2, upsampling="bilinear"), "AUNetConfig.upsampling"),
+        (lambda: AUNetConfig.tiny(stages=2, split="nosuchsplit"), "AUNetConfig.split"),
+        (lambda: TransformerConfig(512, 64, 2, 3), "TransformerConfig.heads"),
+        (lambda: TransformerConfig(0, 64, 2, 4), "TransformerConfig.vocab_size"),
+    ],
+)
+def test_bad_configs_fail_at_construction_naming_the_field(build, field):
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert str(info.value).startswith(field), str(info.value)
+
+
+@pytest.mark.parametrize("split", list_split_functions())
+def test_flat_byte_transformer_is_one_stage_aunet_for_every_split(split):
+    model = AUNet(AUNetConfig.tiny(stages=1, split=split))
+    assert len(model.encoders) == 0 and len(model.decoders) == 0
+    assert model(ids_of("abc")).shape == (1, 4, 258)
+
+
+def _overfit(model, ids, steps=200, lr=3e-3):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    losses = []
+    for _ in range(steps):
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+OVERFIT_TEXT = "All human beings are born free and equal in dignity and rights. They are endowed with reason."
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3, 4])
+def test_tiny_aunet_overfits_a_short_text(stages):
+    torch.manual_seed(0)
+    model = AUNet(AUNetConfig.tiny(stages=stages))
+    losses = _overfit(model, ids_of(OVERFIT_TEXT))
+    assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+def test_tiny_token_baseline_overfits_a_short_text():
+    torch.manual_seed(0)
+    model = TokenTransformer(TransformerConfig.tiny(vocab_size=300))
+    ids = torch.tensor([[(7 * i * i + 3 * i) % 300 for i in range(40)]])
+    losses = _overfit(model, ids)
+    assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
