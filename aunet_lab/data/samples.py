@@ -1,4 +1,4 @@
-"""Embedded sample text: UDHR articles 1-3 in 13 languages and 10 scripts (see the JSON's header)."""
+"""Embedded sample text: the UDHR (30 articles) in 13 languages and 10 scripts (see the JSON's header)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import functools
 import json
 from importlib import resources
 
-SAMPLE_FILE = "udhr_articles_1_3.json"
+SAMPLE_FILE = "udhr.json"
 
 
 @functools.lru_cache(maxsize=1)
@@ -14,9 +14,21 @@ def _load() -> dict:
     return json.loads(resources.files("aunet_lab.data").joinpath("samples", SAMPLE_FILE).read_text("utf-8"))
 
 
-def sample_texts() -> dict[str, str]:
-    """Language code -> text (NFC, paragraphs separated by newlines)."""
-    return {lang: entry["text"] for lang, entry in _load()["languages"].items()}
+def udhr_articles(lang: str) -> list[str]:
+    """The 30 articles of one language (NFC), article 1 first."""
+    languages = _load()["languages"]
+    if lang not in languages:
+        raise KeyError(f"no embedded UDHR text for {lang!r} (have: {', '.join(languages)})")
+    return list(languages[lang]["articles"])
+
+
+def sample_languages() -> list[str]:
+    return list(_load()["languages"])
+
+
+def sample_texts(articles: int = 3) -> dict[str, str]:
+    """Language code -> the first ``articles`` articles, one per line."""
+    return {lang: "\n".join(udhr_articles(lang)[:articles]) + "\n" for lang in sample_languages()}
 
 
 def sample_attribution() -> str:
