@@ -347,10 +347,18 @@ class StrideSplit(SplitFunction):
         cps = _codepoints(text)
         ends, escaped = _char_byte_ends(cps)
         levels = torch.zeros(len(text), dtype=torch.long)
+        nested = all(b % a == 0 for a, b in zip(self.strides, self.strides[1:]))
+        if nested and (len(text) == 0 or int(cps.max()) < 0x80):
+            # ASCII with each stride dividing the next: exactly byte[::k] at every level.
+            pos = torch.arange(len(text))
+            for level, k in enumerate(self.strides, start=1):
+                levels[(pos + 1) % k == 0] = level
+            return levels
         candidates = torch.nonzero(~escaped).flatten().tolist()
         cand_ends = ends[~escaped].tolist()
         last = [-1] * len(self.strides)  # byte index of the last boundary at level >= l+1
         start = 0
+        hits, hit_levels = [], []
         while True:
             target = min(last[l] + k for l, k in enumerate(self.strides))
             j = bisect.bisect_left(cand_ends, target, lo=start)
@@ -358,10 +366,13 @@ class StrideSplit(SplitFunction):
                 break
             byte = cand_ends[j]
             level = max(l + 1 for l, k in enumerate(self.strides) if byte >= last[l] + k)
-            levels[candidates[j]] = level
+            hits.append(candidates[j])
+            hit_levels.append(level)
             for l in range(level):
                 last[l] = byte
             start = j + 1
+        if hits:
+            levels[torch.tensor(hits)] = torch.tensor(hit_levels)
         return levels
 
 
