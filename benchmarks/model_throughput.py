@@ -108,7 +108,7 @@ def generation_rates(model: AUNet, prompt: torch.Tensor, new: int, repeats: int)
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=3e13, help="training FLOPs the models are sized for")
+    parser.add_argument("--budget", type=float, default=1e15, help="training FLOPs the models are sized for")
     parser.add_argument("--ratio", type=float, default=10.0, help="data-to-model ratio (tokens per FLOP/token)")
     parser.add_argument("--seq-bytes", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=4)

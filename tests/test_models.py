@@ -159,3 +159,14 @@ def test_tiny_token_baseline_overfits_a_short_text():
     ids = torch.tensor([[(7 * i * i + 3 * i) % 300 for i in range(40)]])
     losses = _overfit(model, ids)
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+@pytest.mark.parametrize("T, window", [(64, 16), (50, 16), (33, 8), (40, 20)])
+def test_blocked_local_attention_equals_masked_attention(T, window):
+    from aunet_lab.models.blocks import attention_mask, local_attention
+
+    gen = torch.Generator().manual_seed(T)
+    q, k, v = (torch.randn(2, 3, T, 8, generator=gen) for _ in range(3))
+    mask = attention_mask(torch.arange(T), torch.arange(T), window)
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(local_attention(q, k, v, window), reference, atol=1e-5)

@@ -1,5 +1,6 @@
 """User-specified split functions, bad specs, and the `aunet-lab split` commands."""
 
+import re
 import subprocess
 import sys
 
@@ -95,10 +96,14 @@ def test_cli_show_and_check():
     assert result.returncode == 0 and "stride" in result.stdout
 
 
-def test_demo_prints_script_bound_table():
+def test_demo_prints_script_bound_table_and_trains():
     result = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "demo"], capture_output=True, text=True,
-                            timeout=600, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
+                            timeout=600, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin", "AUNET_DEMO_SECONDS": "4"})
     assert result.returncode == 0, result.stderr
     for lang in ("zh", "ja", "th"):
         assert f"\n{lang}" in result.stdout or f" {lang} " in result.stdout
     assert "NO" not in result.stdout.split("Script-aware")[1].split("Stage-2")[0]
+    match = re.search(r"bits per byte: ([0-9.]+) untrained -> ([0-9.]+)", result.stdout)
+    assert match, result.stdout[-2000:]
+    assert float(match.group(2)) < float(match.group(1))
+    assert "sample (" in result.stdout
