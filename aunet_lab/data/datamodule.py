@@ -1,0 +1,364 @@
+"""The DataModule: the same bytes, in the same order, for AU-Net and the BPE baseline.
+
+Selection (independent of the architecture): for every language of the mixture, its training
+documents in a seeded order, taken whole until the language's share of the byte budget is reached
+(so each language is within one document of its share); a budget beyond the data repeats it in
+epochs (reshuffled each epoch, refused past ``max_epochs``). The selected documents of all
+languages are then interleaved in one seeded order: the *stream*.
+
+Packing: AU-Net reads ``BOS + bytes + EOS`` per document with levels computed per document (so a
+byte's level never depends on where its window starts); the baseline reads ``<bos> + tokens +
+<eos>``. Each stream is cut into consecutive windows of ``window`` inputs (plus one target);
+the last window is padded. Targets carry the number of UTF-8 bytes they cover (0 for special
+tokens), which is what bits per byte divides by. Windows are consumed in stream order; the state
+is the index of the next window, so a resumed run continues at the exact next sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from aunet_lab.data.corpus import default_cache, documents, prepared_stats
+from aunet_lab.data.manifest import load_manifest
+
+IGNORE = -100
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+class DataConfigError(ValueError):
+    """A data config that cannot be used; one line naming the key."""
+
+
+def parse_bytes(value: int | float | str, key: str = "budget") -> int:
+    """``4MB`` = 4,000,000 bytes (SI); ``4MiB`` = 4 x 2^20; plain numbers are bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value <= 0:
+            raise DataConfigError(f"{key}: expected a positive size, got {value!r}")
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([KMG]i?B|B)?\s*", str(value), re.IGNORECASE)
+    if not match:
+        raise DataConfigError(f"{key}: expected a size such as 250KB, 4MB or 1.5GiB, got {value!r}")
+    size = float(match.group(1)) * _UNITS[(match.group(2) or "").upper()]
+    if size <= 0:
+        raise DataConfigError(f"{key}: expected a positive size, got {value!r}")
+    return int(size)
+
+
+@dataclass
+class DataConfig:
+    manifest: str = "data_manifests/libreoffice-help.yaml"
+    mixture: dict[str, float] = field(default_factory=lambda: {"en": 1.0})
+    budget: int | str = "4MB"  # training bytes
+    arch: str = "aunet"  # aunet | bpe
+    window_bytes: int = 1024  # AU-Net context; the baseline's is matched in bytes
+    window_tokens: int | None = None  # default: window_bytes / measured bytes per token
+    batch_size: int = 8
+    split: str = "word"
+    vocab_size: int = 4096
+    seed: int = 0
+    max_epochs: float = 10.0
+    eval_split: str = "val"
+    eval_languages: list[str] | None = None  # default: the mixture's languages
+    num_workers: int = 0
+    cache: str | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.mixture, dict) or not self.mixture:
+            raise DataConfigError("data.mixture: expected a non-empty mapping language -> weight")
+        for tag, weight in self.mixture.items():
+            if not isinstance(weight, (int, float)) or weight <= 0:
+                raise DataConfigError(f"data.mixture.{tag}: expected a positive weight, got {weight!r}")
+        total = sum(self.mixture.values())
+        if abs(total - 1.0) > 1e-6:
+            raise DataConfigError(f"data.mixture: weights sum to {total:g}, expected 1")
+        parse_bytes(self.budget, "data.budget")
+        if self.arch not in ("aunet", "bpe"):
+            raise DataConfigError(f"data.arch: expected aunet or bpe, got {self.arch!r}")
+        for key in ("window_bytes", "batch_size", "vocab_size"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) <= 0:
+                raise DataConfigError(f"data.{key}: expected a positive integer, got {getattr(self, key)!r}")
+        if self.max_epochs <= 0:
+            raise DataConfigError(f"data.max_epochs: expected a positive number, got {self.max_epochs!r}")
+        if self.eval_split not in ("val", "test"):
+            raise DataConfigError(f"data.eval_split: expected val or test, got {self.eval_split!r}")
+
+
+@dataclass
+class Selection:
+    """The training stream: documents (language, id, text) in order, and how often data repeats."""
+
+    docs: list[tuple[str, str, str]]
+    bytes_per_language: dict[str, int]
+    available_per_language: dict[str, int]
+    epochs_per_language: dict[str, float]
+
+    @property
+    def epochs(self) -> float:
+        return max(self.epochs_per_language.values())
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for lang, ident, text in self.docs:
+            h.update(f"{lang}\x00{ident}\x00".encode())
+            h.update(hashlib.sha256(text.encode()).digest())
+        return h.hexdigest()[:16]
+
+
+def select_documents(train_docs: dict[str, list[dict]], mixture: dict[str, float], budget: int, seed: int,
+                     max_epochs: float) -> Selection:
+    """Whole documents per language up to its share of the budget; then one seeded interleaving."""
+    stream, taken, available, epochs = [], {}, {}, {}
+    for lang in sorted(mixture):
+        docs = train_docs.get(lang) or []
+        have = sum(len(d["text"].encode()) for d in docs)
+        if have == 0:
+            raise DataConfigError(f"data.mixture.{lang}: no training text for {lang!r} in the prepared corpus")
+        target = round(mixture[lang] * budget)
+        if target > max_epochs * have:
+            raise DataConfigError(
+                f"data.mixture.{lang}: {target:,} bytes would repeat {lang}'s {have:,} training bytes "
+                f"{target / have:.1f} times, over data.max_epochs={max_epochs:g}"
+            )
+        got, epoch = 0, 0
+        while got < target:
+            order = list(docs)
+            random.Random(f"{seed}:{lang}:{epoch}").shuffle(order)
+            for d in order:
+                if got >= target:
+                    break
+                stream.append((lang, d["id"], d["text"]))
+                got += len(d["text"].encode())
+            epoch += 1
+        taken[lang], available[lang], epochs[lang] = got, have, got / have
+    random.Random(f"{seed}:interleave").shuffle(stream)
+    return Selection(stream, taken, available, epochs)
+
+
+@dataclass
+class PackedStream:
+    """A flat stream of ids with, per position, the bytes the id covers and (AU-Net) its level."""
+
+    ids: torch.Tensor  # int32
+    target_bytes: torch.Tensor  # int8: bytes covered by the id at this position (0 for specials)
+    levels: torch.Tensor | None  # int8, AU-Net only
+    special: torch.Tensor  # bool: BOS/EOS positions
+    bos_id: int
+
+
+def pack_bytes(texts: list[str], split: str) -> PackedStream:
+    from aunet_lab.data.splitting import get_split_function, level_mask
+    from aunet_lab.models.aunet import BOS_ID, EOS_ID
+
+    split_fn = get_split_function(split)
+    ids, levels, nbytes, special = [], [], [], []
+    for text in texts:
+        data = text.encode()
+        ids.append(torch.tensor([BOS_ID, *data, EOS_ID], dtype=torch.int32))
+        lv = level_mask(data, split_fn)
+        levels.append(torch.cat([lv, torch.tensor([split_fn.max_level])]).to(torch.int8))
+        n = len(data)
+        nbytes.append(torch.cat([torch.zeros(1), torch.ones(n), torch.zeros(1)]).to(torch.int8))
+        sp = torch.zeros(n + 2, dtype=torch.bool)
+        sp[0] = sp[-1] = True
+        special.append(sp)
+    return PackedStream(torch.cat(ids), torch.cat(nbytes), torch.cat(levels), torch.cat(special), BOS_ID)
+
+
+def pack_tokens(texts: list[str], tokenizer) -> PackedStream:
+    bos, eos = tokenizer.bos_id, tokenizer.eos_id
+    ids = []
+    for encoded in tokenizer.encode_batch(texts):
+        ids.append(torch.tensor([bos, *encoded, eos], dtype=torch.int32))
+    flat = torch.cat(ids)
+    nbytes = tokenizer.token_bytes[flat.long()].to(torch.int8)
+    special = (flat == bos) | (flat == eos)
+    return PackedStream(flat, nbytes, None, special, bos)
+
+
+class WindowDataset(Dataset):
+    """Consecutive windows of ``window`` inputs (+1 target) over a packed stream; the last is padded."""
+
+    def __init__(self, stream: PackedStream, window: int, language: str | None = None):
+        self.stream = stream
+        self.window = window
+        self.language = language
+        self.n = max(1, -(-(stream.ids.numel() - 1) // window))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        s, w = self.stream, self.window
+        start = i * w
+        chunk = slice(start, min(start + w + 1, s.ids.numel()))
+        ids = s.ids[chunk].long()
+        nbytes = s.target_bytes[chunk].long()
+        special = s.special[chunk]
+        pad = w + 1 - ids.numel()
+        inputs = torch.nn.functional.pad(ids[:-1], (0, pad), value=0)
+        targets = ids[1:].clone()
+        targets[ids[1:] == s.bos_id] = IGNORE  # the start of the next document is not predictable
+        targets = torch.nn.functional.pad(targets, (0, pad), value=IGNORE)
+        target_bytes = torch.nn.functional.pad(nbytes[1:] * ~special[1:], (0, pad), value=0)
+        item = {"input_ids": inputs, "targets": targets, "target_bytes": target_bytes, "index": torch.tensor(i)}
+        if s.levels is not None:
+            item["levels"] = torch.nn.functional.pad(s.levels[chunk][:-1].long(), (0, pad), value=0)
+        return item
+
+
+class FromIndexSampler(Sampler):
+    """Sequential indices from ``start``: the stream order, resumable at the exact next window."""
+
+    def __init__(self, n: int, start: int = 0):
+        self.n, self.start = n, start
+
+    def __iter__(self):
+        return iter(range(self.start, self.n))
+
+    def __len__(self) -> int:
+        return max(0, self.n - self.start)
+
+
+def _lightning_base():
+    try:
+        import lightning.pytorch as pl
+
+        return pl.LightningDataModule
+    except ImportError:  # the data layer also works without Lightning
+        return object
+
+
+class AUNetDataModule(_lightning_base()):
+    """Train stream + per-language validation/test loaders for one architecture (``config.arch``)."""
+
+    def __init__(self, config: DataConfig, cache: Path | None = None):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.cache = Path(cache or config.cache or default_cache())
+        self.manifest = load_manifest(config.manifest)
+        self.budget = parse_bytes(config.budget, "data.budget")
+        languages = set(self.manifest.languages)
+        for tag in list(config.mixture) + list(config.eval_languages or []):
+            if tag not in languages:
+                raise DataConfigError(f"data.mixture.{tag}: {tag!r} is not a language of {self.manifest.path} "
+                                      f"(has: {', '.join(self.manifest.languages)})")
+        self.eval_languages = list(config.eval_languages or sorted(config.mixture))
+        self.selection: Selection | None = None
+        self.tokenizer = None
+        self.train_set: WindowDataset | None = None
+        self.eval_sets: dict[str, dict[str, WindowDataset]] = {}
+        self.next_window = 0
+
+    # ---------------------------------------------------------------- building
+    def _docs(self, lang: str, split: str) -> list[dict]:
+        prepared = prepared_stats(self.manifest, self.cache)
+        if lang not in prepared:
+            raise DataConfigError(f"data.mixture.{lang}: {lang!r} is not prepared under {self.cache} "
+                                  f"(run: aunet-lab data prepare {self.manifest.path} --languages {lang})")
+        return list(documents(self.manifest, lang, split, self.cache))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        cfg = self.config
+        train_docs = {lang: self._docs(lang, "train") for lang in cfg.mixture}
+        self.selection = select_documents(train_docs, cfg.mixture, self.budget, cfg.seed, cfg.max_epochs)
+        texts = [text for _, _, text in self.selection.docs]
+        if cfg.arch == "bpe":
+            from aunet_lab.data.bpe import train_bpe
+
+            # The tokenizer sees the run's own training text only (each selected document once).
+            unique = sorted({(lang, ident): text for lang, ident, text in self.selection.docs}.items())
+            corpus = [text for _, text in unique]
+            self.tokenizer = train_bpe(corpus, cfg.vocab_size, self.cache / "tokenizers")
+            stream = pack_tokens(texts, self.tokenizer)
+        else:
+            stream = pack_bytes(texts, cfg.split)
+        self.train_set = WindowDataset(stream, self.window)
+        for split in ("val", "test"):
+            self.eval_sets[split] = {}
+            for lang in self.eval_languages:
+                held = [d["text"] for d in self._docs(lang, split)]
+                if not held:
+                    continue
+                packed = pack_tokens(held, self.tokenizer) if cfg.arch == "bpe" else pack_bytes(held, cfg.split)
+                self.eval_sets[split][lang] = WindowDataset(packed, self.window, lang)
+
+    @property
+    def window(self) -> int:
+        cfg = self.config
+        if cfg.arch == "aunet":
+            return cfg.window_bytes
+        if cfg.window_tokens:
+            return cfg.window_tokens
+        # Context matched in bytes: as many tokens as cover window_bytes on this training text.
+        stream = self.tokenizer
+        texts = [t for _, _, t in self.selection.docs[:2000]]
+        n_bytes = sum(len(t.encode()) for t in texts)
+        n_tokens = sum(len(ids) for ids in stream.encode_batch(texts))
+        return max(8, round(cfg.window_bytes * n_tokens / max(n_bytes, 1)))
+
+    # ---------------------------------------------------------------- loaders
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        sampler = FromIndexSampler(len(self.train_set), self.next_window)
+        return DataLoader(self.train_set, batch_size=self.config.batch_size, sampler=sampler,
+                          num_workers=self.config.num_workers, drop_last=False)
+
+    def _eval_loaders(self, split: str) -> list[DataLoader]:
+        self.setup()
+        return [DataLoader(ds, batch_size=self.config.batch_size, shuffle=False, num_workers=self.config.num_workers)
+                for ds in self.eval_sets[split].values()]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.config.eval_split)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders("test")
+
+    def eval_language_order(self, split: str) -> list[str]:
+        """The language of each validation/test dataloader index."""
+        return list(self.eval_sets[split])
+
+    # ---------------------------------------------------------------- state
+    def advance(self, batch: dict) -> None:
+        """Record that a training batch was consumed (Lightning calls this through the hook)."""
+        self.next_window = int(batch["index"].max()) + 1
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.training:
+            self.advance(batch)
+        return batch
+
+    def state_dict(self) -> dict:
+        fingerprint = self.selection.fingerprint() if self.selection is not None else None
+        return {"next_window": self.next_window, "fingerprint": fingerprint, "config": asdict(self.config)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.setup()
+        if state.get("fingerprint") not in (None, self.selection.fingerprint()):
+            raise DataConfigError("data: the checkpoint was trained on a different document stream "
+                                  "(mixture, budget, seed or corpus changed); resume needs the same data")
+        self.next_window = int(state["next_window"])
+
+    def stats(self) -> dict:
+        """``data/*`` numbers for tracking: bytes per language, epochs, windows."""
+        self.setup()
+        sel = self.selection
+        return {"data/bytes": sum(sel.bytes_per_language.values()), "data/epochs": sel.epochs,
+                "data/windows": len(self.train_set), "data/window": self.window,
+                **{f"data/bytes/{k}": v for k, v in sel.bytes_per_language.items()},
+                **{f"data/epochs/{k}": v for k, v in sel.epochs_per_language.items()}}
+
+    def describe(self) -> str:
+        return json.dumps(self.stats(), indent=1)
