@@ -5,7 +5,9 @@ import torch
 from hypothesis import given
 
 from aunet_lab.data.splitting import byte_levels, check_stability, get_split_function, level_mask, list_split_functions
-from strategies import any_bytes
+from hypothesis import strategies as st
+
+from strategies import any_bytes, multiscript_text
 
 BUILT_INS = list_split_functions()
 # Parameterised variants exercise the argument parsing paths too.
@@ -74,3 +76,22 @@ def test_stride_keeps_its_rule_when_a_multibyte_character_arrives():
     for spec in ("stride:3,7", "stride:4,8"):
         assert torch.equal(byte_levels(ascii_part + "é".encode(), spec)[: len(ascii_part)],
                            byte_levels(ascii_part, spec))
+
+
+@given(text=multiscript_text)
+def test_vectorised_start_rule_equals_the_regex(text):
+    from aunet_lab.data.splitting import _classes, _codepoints, _doc_flags, _start_boundaries, _start_boundary_mask
+
+    mask = _start_boundary_mask(_classes(_codepoints(text)), _doc_flags(len(text), [0, len(text)]))
+    assert torch.nonzero(mask).flatten().tolist() == _start_boundaries(text)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@given(docs=st.lists(any_bytes, max_size=6))
+def test_batched_levels_equal_one_document_at_a_time(spec, docs):
+    from aunet_lab.data.splitting import byte_levels_batch
+
+    levels, offsets = byte_levels_batch(docs, spec)
+    assert offsets[-1] == sum(len(d) for d in docs) == levels.numel()
+    for i, d in enumerate(docs):
+        assert torch.equal(levels[offsets[i] : offsets[i + 1]], byte_levels(d, spec))

@@ -154,63 +154,83 @@ class PackedStream:
 
 
 def pack_bytes(texts: list[str], split: str) -> PackedStream:
-    from aunet_lab.data.splitting import get_split_function, level_mask
+    """``BOS + bytes + EOS`` per document, with levels computed per document in one batched pass."""
+    from aunet_lab.data.splitting import byte_levels_batch, get_split_function
     from aunet_lab.models.aunet import BOS_ID, EOS_ID
 
     split_fn = get_split_function(split)
-    ids, levels, nbytes, special = [], [], [], []
-    for text in texts:
-        data = text.encode()
-        ids.append(torch.tensor([BOS_ID, *data, EOS_ID], dtype=torch.int32))
-        lv = level_mask(data, split_fn)
-        levels.append(torch.cat([lv, torch.tensor([split_fn.max_level])]).to(torch.int8))
-        n = len(data)
-        nbytes.append(torch.cat([torch.zeros(1), torch.ones(n), torch.zeros(1)]).to(torch.int8))
-        sp = torch.zeros(n + 2, dtype=torch.bool)
-        sp[0] = sp[-1] = True
-        special.append(sp)
-    return PackedStream(torch.cat(ids), torch.cat(nbytes), torch.cat(levels), torch.cat(special), BOS_ID)
+    raws = [t.encode() for t in texts]
+    levels, offsets = byte_levels_batch(raws, split_fn)
+    n_docs = len(raws)
+    total = offsets[-1] + 2 * n_docs
+    # Document d's bytes land after its BOS: shifted by 2d + 1.
+    byte_offsets = torch.tensor(offsets[:-1], dtype=torch.long)
+    doc_of_byte = torch.repeat_interleave(torch.arange(n_docs), torch.diff(torch.tensor(offsets)))
+    byte_pos = torch.arange(offsets[-1]) + 2 * doc_of_byte + 1
+    bos_pos = byte_offsets + 2 * torch.arange(n_docs)
+    eos_pos = torch.tensor(offsets[1:], dtype=torch.long) + 2 * torch.arange(n_docs) + 1
+    ids = torch.empty(total, dtype=torch.int32)
+    data = torch.frombuffer(bytearray(b"".join(raws)), dtype=torch.uint8) if offsets[-1] else torch.zeros(0)
+    ids[byte_pos] = data.to(torch.int32)
+    ids[bos_pos], ids[eos_pos] = BOS_ID, EOS_ID
+    out_levels = torch.empty(total, dtype=torch.int8)
+    out_levels[byte_pos] = levels.to(torch.int8)
+    out_levels[bos_pos] = out_levels[eos_pos] = split_fn.max_level
+    nbytes = torch.zeros(total, dtype=torch.int8)
+    nbytes[byte_pos] = 1
+    special = torch.zeros(total, dtype=torch.bool)
+    special[bos_pos] = special[eos_pos] = True
+    return PackedStream(ids, nbytes, out_levels, special, BOS_ID)
 
 
 def pack_tokens(texts: list[str], tokenizer) -> PackedStream:
+    """``<bos> + tokens + <eos>`` per document."""
     bos, eos = tokenizer.bos_id, tokenizer.eos_id
-    ids = []
+    flat = []
     for encoded in tokenizer.encode_batch(texts):
-        ids.append(torch.tensor([bos, *encoded, eos], dtype=torch.int32))
-    flat = torch.cat(ids)
-    nbytes = tokenizer.token_bytes[flat.long()].to(torch.int8)
-    special = (flat == bos) | (flat == eos)
-    return PackedStream(flat, nbytes, None, special, bos)
+        flat.append(bos)
+        flat.extend(encoded)
+        flat.append(eos)
+    ids = torch.tensor(flat, dtype=torch.int32)
+    nbytes = tokenizer.token_bytes[ids.long()].to(torch.int8)
+    special = (ids == bos) | (ids == eos)
+    return PackedStream(ids, nbytes, None, special, bos)
 
 
 class WindowDataset(Dataset):
-    """Consecutive windows of ``window`` inputs (+1 target) over a packed stream; the last is padded."""
+    """Consecutive windows of ``window`` inputs (+1 target) over a packed stream; the last is padded.
+
+    The windows are laid out once as [n, window] views (ids int32, levels and byte counts int8), so
+    fetching one is a few slices."""
 
     def __init__(self, stream: PackedStream, window: int, language: str | None = None):
         self.stream = stream
         self.window = window
         self.language = language
-        self.n = max(1, -(-(stream.ids.numel() - 1) // window))
+        total_in = stream.ids.numel()
+        self.n = max(1, -(-(total_in - 1) // window))
+        length = self.n * window + 1
+        pad = length - total_in
+        ids = torch.nn.functional.pad(stream.ids, (0, pad))
+        valid = torch.arange(length) < total_in
+        self.inputs = ids[:-1].view(self.n, window)
+        targets = ids[1:].clone()
+        targets[(ids[1:] == stream.bos_id) | ~valid[1:]] = IGNORE  # the next document's start is not predictable
+        self.targets = targets.view(self.n, window)
+        counted = stream.target_bytes * ~stream.special
+        self.target_bytes = torch.nn.functional.pad(counted, (0, pad))[1:].view(self.n, window)
+        self.levels = None
+        if stream.levels is not None:
+            self.levels = torch.nn.functional.pad(stream.levels, (0, pad))[:-1].view(self.n, window)
 
     def __len__(self) -> int:
         return self.n
 
     def __getitem__(self, i: int) -> dict:
-        s, w = self.stream, self.window
-        start = i * w
-        chunk = slice(start, min(start + w + 1, s.ids.numel()))
-        ids = s.ids[chunk].long()
-        nbytes = s.target_bytes[chunk].long()
-        special = s.special[chunk]
-        pad = w + 1 - ids.numel()
-        inputs = torch.nn.functional.pad(ids[:-1], (0, pad), value=0)
-        targets = ids[1:].clone()
-        targets[ids[1:] == s.bos_id] = IGNORE  # the start of the next document is not predictable
-        targets = torch.nn.functional.pad(targets, (0, pad), value=IGNORE)
-        target_bytes = torch.nn.functional.pad(nbytes[1:] * ~special[1:], (0, pad), value=0)
-        item = {"input_ids": inputs, "targets": targets, "target_bytes": target_bytes, "index": torch.tensor(i)}
-        if s.levels is not None:
-            item["levels"] = torch.nn.functional.pad(s.levels[chunk][:-1].long(), (0, pad), value=0)
+        item = {"input_ids": self.inputs[i].long(), "targets": self.targets[i].long(),
+                "target_bytes": self.target_bytes[i].long(), "index": torch.tensor(i)}
+        if self.levels is not None:
+            item["levels"] = self.levels[i].long()
         return item
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "StabilityReport",
     "level_mask",
     "byte_levels",
+    "byte_levels_batch",
     "get_split_function",
     "register_split_function",
     "list_split_functions",
@@ -64,6 +65,7 @@ class SplitSpecError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 _ESCAPE_LO, _ESCAPE_HI = 0xDC80, 0xDCFF
+_PUNCT_CLASS = r"[^\s\p{L}\p{N}\p{M}\p{Cs}]"
 
 
 def _to_bytes(data: str | bytes | bytearray | memoryview) -> bytes:
@@ -82,27 +84,30 @@ def _to_bytes(data: str | bytes | bytearray | memoryview) -> bytes:
 def _codepoints(text: str) -> torch.Tensor:
     raw = bytearray(text.encode("utf-32-le", "surrogatepass"))
     if not raw:
-        return torch.zeros(0, dtype=torch.int64)
-    return torch.frombuffer(raw, dtype=torch.int32).to(torch.int64)
+        return torch.zeros(0, dtype=torch.int32)
+    return torch.frombuffer(raw, dtype=torch.int32)
 
 
 def _char_byte_ends(cps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Index of the last byte of every character, and which characters are escaped bad bytes."""
     escaped = (cps >= _ESCAPE_LO) & (cps <= _ESCAPE_HI)
-    lengths = 1 + (cps >= 0x80).long() + (cps >= 0x800).long() + (cps >= 0x10000).long()
-    lengths = torch.where(escaped, torch.ones_like(lengths), lengths)
-    return torch.cumsum(lengths, 0) - 1, escaped
+    lengths = (cps >= 0x80).to(torch.int32) + (cps >= 0x800) + (cps >= 0x10000) + 1
+    lengths[escaped] = 1
+    return torch.cumsum(lengths, 0, dtype=torch.int64) - 1, escaped
 
 
 # --------------------------------------------------------------------------------------------
 # Character classes, looked up from tables built once by running `regex` over every code point.
 # --------------------------------------------------------------------------------------------
 
-_SPACE = 1  # \s
-_SPACELESS_CJK = 2  # Han, Hiragana, Katakana, Bopomofo: words are not separated by spaces
-_SPACELESS_SEA = 3  # Thai, Lao, Khmer, Myanmar
+_SPACE = 1  # \s other than \r and \n
+_SPACELESS_CJK = 2  # Han, Hiragana, Katakana, Bopomofo letters: words are not separated by spaces
+_SPACELESS_SEA = 3  # Thai, Lao, Khmer, Myanmar letters
 _SPACELESS_HANGUL = 4  # Hangul: spaced normally, but long unspaced runs happen
 _MARK = 5  # \p{M}: combining marks belong to the letter before them
+_NEWLINE = 6  # \r, \n
+_DIGIT = 7  # \p{N}
+_PUNCT = 8  # [^\s\p{L}\p{N}\p{M}\p{Cs}]: everything else but letters (0) and escaped bad bytes (0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,20 +116,18 @@ def _class_table() -> torch.Tensor:
     table = torch.zeros(0x110000, dtype=torch.uint8)
     patterns = [
         (_SPACE, r"\s+"),
+        (_NEWLINE, r"[\r\n]+"),
         (_SPACELESS_CJK, r"[\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{scx=Bopomofo}]+"),
         (_SPACELESS_SEA, r"[\p{scx=Thai}\p{scx=Lao}\p{scx=Khmer}\p{scx=Myanmar}]+"),
         (_SPACELESS_HANGUL, r"\p{scx=Hangul}+"),
+        # Later classes win: a mark, digit or punctuation sign of a spaceless script is not a letter.
+        (_MARK, r"\p{M}+"),
+        (_DIGIT, r"\p{N}+"),
+        (_PUNCT, _PUNCT_CLASS + "+"),
     ]
     for value, pattern in patterns:
         for m in regex.finditer(pattern, every_char):
             table[m.start() : m.end()] = value
-    # Marks last: a mark shared by a spaceless script must not count as a letter of a chunk.
-    for m in regex.finditer(r"\p{M}+", every_char):
-        table[m.start() : m.end()] = _MARK
-    # Spaceless classes hold letters only (no punctuation or digits of those scripts).
-    for m in regex.finditer(r"[^\p{L}\p{M}\s]+", every_char):
-        sl = table[m.start() : m.end()]
-        sl[(sl >= _SPACELESS_CJK) & (sl <= _SPACELESS_HANGUL)] = 0
     return table
 
 
@@ -150,6 +153,12 @@ class SplitFunction:
 
     def char_levels(self, text: str) -> torch.Tensor:
         raise NotImplementedError
+
+    def char_levels_batch(self, text: str, starts: list[int]) -> torch.Tensor:
+        """Levels of many documents joined in ``text``; document d is ``text[starts[d]:starts[d+1]]``
+        and is split on its own. Built-ins override this with one vectorised pass."""
+        parts = [self.char_levels(text[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, max_level={self.max_level})"
@@ -196,13 +205,13 @@ def describe_split_functions() -> dict[str, str]:
 # rule), and on the first newline of a whitespace run (the paper puts it on the first whitespace of
 # the run, which is only known to be a boundary once the newline arrives: unstable). Combining marks
 # and escaped bad bytes are not punctuation here, so they never cut a word.
-_PUNCT = r"[^\s\p{L}\p{N}\p{M}\p{Cs}]"
 _WORD_START_RE = regex.compile(
-    r"\p{N}{1,3}" + "|" + _PUNCT + r"{1,3}[\r\n]*" + "|" + r"[^\S\r\n]*(?P<nl>[\r\n])(?:\s*[\r\n])?"
+    r"\p{N}{1,3}" + "|" + _PUNCT_CLASS + r"{1,3}[\r\n]*" + "|" + r"[^\S\r\n]*(?P<nl>[\r\n])(?:\s*[\r\n])?"
 )
 
 
 def _start_boundaries(text: str) -> list[int]:
+    """Reference implementation of the start rule with the regex (tests compare the fast one to it)."""
     positions = []
     for m in _WORD_START_RE.finditer(text):
         nl = m.start("nl")
@@ -210,8 +219,50 @@ def _start_boundaries(text: str) -> list[int]:
     return positions
 
 
-def _group_levels(breaks: torch.Tensor, groups: Sequence[int]) -> torch.Tensor:
-    """Level of every word end, given which word ends close a chain of single-space-separated words.
+def _run_position(member: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """For every position, its index inside the current run of ``member`` positions (runs also end at
+    positions flagged ``first``, the start of a document); meaningless outside runs."""
+    n = member.numel()
+    idx = torch.arange(n, dtype=torch.int32)
+    run_start = member.clone()
+    run_start[1:] &= first[1:] | ~member[:-1]
+    start_pos = torch.cummax(idx * run_start, 0).values
+    return idx - start_pos, start_pos.long()
+
+
+def _start_boundary_mask(cls: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """The start rule, vectorised (same result as ``_start_boundaries`` on each document): the first
+    character of every 1-3 digit chunk and of every 1-3 character punctuation run, and the first
+    newline of a whitespace run, except newlines that directly follow punctuation (the reference's
+    punctuation match swallows them)."""
+    n = cls.numel()
+    if n == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    digit, punct = cls == _DIGIT, cls == _PUNCT
+    newline = cls == _NEWLINE
+    ws = newline | (cls == _SPACE)
+    pos_d, _ = _run_position(digit, first)
+    pos_p, _ = _run_position(punct, first)
+    out = (digit & (pos_d % 3 == 0)) | (punct & (pos_p % 3 == 0))
+    # Whitespace runs: the leading newlines right after a punctuation sign are consumed.
+    pos_w, run_start = _run_position(ws, first)
+    before = torch.zeros(n, dtype=torch.bool)
+    before[1:] = punct[:-1] & ~first[1:]
+    after_punct = before[run_start]
+    not_newline = (ws & ~newline).to(torch.int32)
+    nn_cum = torch.cumsum(not_newline, 0, dtype=torch.int32)
+    nn_since_start = nn_cum - nn_cum[run_start] + not_newline[run_start]
+    consumed = newline & after_punct & (nn_since_start == 0)
+    candidate = newline & ~consumed
+    cand = candidate.to(torch.int32)
+    cand_cum = torch.cumsum(cand, 0, dtype=torch.int32)
+    cand_in_run = cand_cum - cand_cum[run_start] + cand[run_start]
+    return out | (candidate & (cand_in_run == 1))
+
+
+def _group_levels(breaks: torch.Tensor, chain_start: torch.Tensor, groups: Sequence[int]) -> torch.Tensor:
+    """Level of every word end, given which word ends close a chain of single-space-separated words
+    and which open one (a document's first word end always does).
 
     Same result as the paper's ``(\\S+?\\s){N}`` matched left to right: within a chain, every N-th
     word closes a unit of level ``groups.index(N) + 1``; two whitespace characters end the chain.
@@ -220,9 +271,9 @@ def _group_levels(breaks: torch.Tensor, groups: Sequence[int]) -> torch.Tensor:
     if n == 0:
         return torch.zeros(0, dtype=torch.long)
     idx = torch.arange(n)
-    chain_start = torch.ones(n, dtype=torch.bool)
-    chain_start[1:] = breaks[:-1]
-    first = torch.cummax(torch.where(chain_start, idx, torch.zeros_like(idx)), 0).values
+    starts = chain_start.clone()
+    starts[1:] |= breaks[:-1]
+    first = torch.cummax(torch.where(starts, idx, torch.zeros_like(idx)), 0).values
     ordinal = idx - first + 1
     levels = torch.zeros(n, dtype=torch.long)
     for level, group in enumerate(groups, start=1):
@@ -242,6 +293,12 @@ def _parse_ints(args: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _doc_flags(n: int, starts: list[int]) -> torch.Tensor:
+    first = torch.zeros(n + 1, dtype=torch.bool)
+    first[torch.tensor(starts, dtype=torch.long)] = True
+    return first[:n]
+
+
 class WordSplit(SplitFunction):
     """The paper's ``word`` family: a unit ends on the whitespace closing every N-th word
     (N = ``groups``, default 1, 2, 4 for stages 2, 3, 4), and digit chunks, punctuation runs and
@@ -252,27 +309,35 @@ class WordSplit(SplitFunction):
         self.max_level = len(self.groups)
         self.name = name
 
-    def _unit_ends(self, cls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Positions of word ends (whitespace after non-whitespace) and whether each ends a chain."""
-        space = cls == _SPACE
+    def _unit_ends(self, cls: torch.Tensor, first: torch.Tensor):
+        """Positions of word ends (whitespace after non-whitespace of the same document), whether
+        each ends a chain (the next character is whitespace too), whether each opens a chain."""
+        space = (cls == _SPACE) | (cls == _NEWLINE)
         n = space.numel()
-        if n < 2:
-            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.bool)
         end = torch.zeros(n, dtype=torch.bool)
-        end[1:] = space[1:] & ~space[:-1]
+        end[1:] = space[1:] & ~space[:-1] & ~first[1:]
         next_space = torch.zeros(n, dtype=torch.bool)
-        next_space[:-1] = space[1:]
+        next_space[:-1] = space[1:] & ~first[1:]
         pos = torch.nonzero(end).flatten()
         return pos, next_space[pos]
 
     def char_levels(self, text: str) -> torch.Tensor:
+        return self.char_levels_batch(text, [0, len(text)])
+
+    def char_levels_batch(self, text: str, starts: list[int]) -> torch.Tensor:
         cls = _classes(_codepoints(text))
-        levels = torch.zeros(len(text), dtype=torch.long)
-        pos, breaks = self._unit_ends(cls)
-        levels[pos] = _group_levels(breaks, self.groups)
-        starts = _start_boundaries(text)
-        if starts:
-            levels[torch.tensor(starts)] = self.max_level
+        n = cls.numel()
+        levels = torch.zeros(n, dtype=torch.long)
+        if n == 0:
+            return levels
+        first = _doc_flags(n, starts)
+        pos, breaks = self._unit_ends(cls, first)
+        if pos.numel():
+            doc = torch.cumsum(first.long(), 0)[pos]
+            opens = torch.ones(pos.numel(), dtype=torch.bool)
+            opens[1:] = doc[1:] != doc[:-1]
+            levels[pos] = _group_levels(breaks, opens, self.groups)
+        levels[_start_boundary_mask(cls, first)] = self.max_level
         return levels
 
 
@@ -280,46 +345,45 @@ class ScriptAwareSplit(WordSplit):
     """``word`` plus units of a few letters inside runs of scripts written without spaces.
 
     In a run of Han/Kana letters every ``cjk`` letters close a word-level unit, in Thai/Lao/Khmer/
-    Myanmar every ``sea`` base letters (marks add bytes, so ``sea`` stays small), in Hangul every ``hangul`` syllables (spaced Korean rarely
-    reaches it). Combining marks are not counted. The unit ends on the counted letter itself: a mark
-    that follows it is only known later, so waiting for it would break stability. These chunk ends
-    count as words for the 2- and 4-word stages. On text without such scripts this is ``word``.
+    Myanmar every ``sea`` base letters (marks add bytes, so ``sea`` stays small), in Hangul every
+    ``hangul`` syllables (spaced Korean rarely reaches it). Combining marks are not counted. The unit
+    ends on the counted letter itself: a mark that follows it is only known later, so waiting for it
+    would break stability. These chunk ends count as words for the 2- and 4-word stages. On text
+    without such scripts this is ``word``.
     """
 
     def __init__(self, cjk: int = 2, sea: int = 2, hangul: int = 4, groups=(1, 2, 4), name="script"):
         super().__init__(groups, name)
         self.chunk = {_SPACELESS_CJK: cjk, _SPACELESS_SEA: sea, _SPACELESS_HANGUL: hangul}
 
-    def _unit_ends(self, cls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        word_pos, word_breaks = super()._unit_ends(cls)
+    def _unit_ends(self, cls: torch.Tensor, first: torch.Tensor):
+        word_pos, word_breaks = super()._unit_ends(cls, first)
         spaceless = (cls >= _SPACELESS_CJK) & (cls <= _SPACELESS_HANGUL)
         if not bool(spaceless.any()):
             return word_pos, word_breaks
-        # A run of spaceless letters continues through marks; anything else starts a new run.
+        # A run of spaceless letters continues through marks; anything else (or a new document)
+        # starts a new run. Letters are counted from the run's start.
         in_run = spaceless | (cls == _MARK)
-        run_id = torch.cumsum((~in_run).long(), 0)
+        _, run_start = _run_position(in_run | ~in_run, first | ~in_run)
         letters = torch.cumsum(spaceless.long(), 0)
-        # Letters counted before each run starts: the count at the last non-run character.
-        before = torch.zeros_like(letters)
-        boundary_idx = torch.nonzero(~in_run).flatten()
-        counts_at_breaks = torch.cat([torch.zeros(1, dtype=torch.long), letters[boundary_idx]])
-        before = counts_at_breaks[run_id]
+        before = letters[run_start] - spaceless[run_start].long()
         in_run_count = letters - before
-        size = torch.zeros_like(letters)
+        size = torch.ones_like(letters)
         for value, k in self.chunk.items():
             size[cls == value] = k
-        chunk_end = spaceless & (in_run_count % size.clamp(min=1) == 0)
+        chunk_end = spaceless & (in_run_count % size == 0)
         # A space right after a chunk end would be a one-byte unit: it joins the next unit instead,
         # and the chunk end inherits its chain break (a second space ends the chain).
         after_chunk = torch.zeros_like(chunk_end)
-        after_chunk[1:] = chunk_end[:-1]
+        after_chunk[1:] = chunk_end[:-1] & ~first[1:]
         keep = ~after_chunk[word_pos]
         word_pos, word_breaks = word_pos[keep], word_breaks[keep]
         chunk_pos = torch.nonzero(chunk_end).flatten()
-        space = cls == _SPACE
+        space = (cls == _SPACE) | (cls == _NEWLINE)
         n = space.numel()
         two_spaces = torch.zeros(n, dtype=torch.bool)
-        two_spaces[: max(n - 2, 0)] = space[1:-1] & space[2:] if n > 2 else two_spaces[:0]
+        if n > 2:
+            two_spaces[: n - 2] = space[1:-1] & space[2:] & ~first[1:-1] & ~first[2:]
         pos = torch.cat([word_pos, chunk_pos])
         breaks = torch.cat([word_breaks, two_spaces[chunk_pos]])
         order = torch.argsort(pos)
@@ -593,16 +657,30 @@ def _validated(split: SplitFunction) -> SplitFunction:
 
 def byte_levels(data: str | bytes, spec="word") -> torch.Tensor:
     """One level per byte of ``data`` (no BOS). See :func:`level_mask`."""
-    split = get_split_function(spec)
-    raw = _to_bytes(data)
-    if not raw:
-        return torch.zeros(0, dtype=torch.long)
-    text = raw.decode("utf-8", "surrogateescape")
-    char_levels = split.char_levels(text)
-    ends, escaped = _char_byte_ends(_codepoints(text))
-    levels = torch.zeros(len(raw), dtype=torch.long)
-    levels[ends] = torch.where(escaped, torch.zeros_like(char_levels), char_levels)
+    levels, _ = byte_levels_batch([data], spec)
     return levels
+
+
+def byte_levels_batch(docs: Sequence[str | bytes], spec="word") -> tuple[torch.Tensor, list[int]]:
+    """Levels of many documents in one pass, each split as its own document: the concatenated
+    per-byte levels and the byte offsets (``len(docs) + 1`` entries) of each document in them."""
+    split = get_split_function(spec)
+    raws = [_to_bytes(d) for d in docs]
+    offsets = [0]
+    for r in raws:
+        offsets.append(offsets[-1] + len(r))
+    texts = [r.decode("utf-8", "surrogateescape") for r in raws]
+    starts = [0]
+    for t in texts:
+        starts.append(starts[-1] + len(t))
+    text = "".join(texts)
+    levels = torch.zeros(offsets[-1], dtype=torch.long)
+    if not text:
+        return levels, offsets
+    char_levels = split.char_levels_batch(text, starts) if len(texts) > 1 else split.char_levels(text)
+    ends, escaped = _char_byte_ends(_codepoints(text))
+    levels[ends] = torch.where(escaped, torch.zeros_like(char_levels), char_levels)
+    return levels, offsets
 
 
 def level_mask(data: str | bytes, spec="word", *, bos: bool = True) -> torch.Tensor:
