@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from aunet_lab.data.samples import sample_languages, udhr_articles
-from aunet_lab.data.splitting import byte_levels, level_mask
+from aunet_lab.data.splitting import byte_levels, byte_levels_batch, level_mask
 from aunet_lab.models import AUNet, AUNetConfig, StageConfig, TokenTransformer
 from aunet_lab.models.generate import Generator
 from aunet_lab.models.sizing import flops_per_byte, match_compute
@@ -172,8 +172,7 @@ def main(argv=None) -> int:
         runs = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            for d in docs:
-                byte_levels(d, spec)
+            byte_levels_batch(docs, spec)
             runs.append(len(text) / (time.perf_counter() - start))
         split_rates[spec] = statistics.median(runs)
 

@@ -189,3 +189,30 @@ def test_levels_are_per_document_and_windows_carry_them(corpus):
     item = dm.train_set[0]
     expected = level_mask(first_text.encode(), "word")[: dm.window]
     assert torch.equal(item["levels"][: expected.numel()], expected)
+
+
+def test_workers_give_the_same_batches(corpus):
+    plain = list(module(corpus).train_dataloader())
+    dm = module(corpus, num_workers=2)
+    with_workers = list(dm.train_dataloader())
+    assert len(plain) == len(with_workers)
+    for x, y in zip(plain, with_workers):
+        assert torch.equal(x["input_ids"], y["input_ids"]) and torch.equal(x["levels"], y["levels"])
+    for lang, loader in zip(dm.eval_language_order("val"), dm.val_dataloader()):
+        assert all(set(b["lang"]) == {lang} for b in loader)
+
+
+def test_measured_units_feed_compute_matching(corpus):
+    from aunet_lab.data.bpe import measure_units
+    from aunet_lab.models.sizing import match_compute
+
+    dm = module(corpus, arch="bpe")
+    texts = {}
+    for lang, _, text in dm.selection.docs:
+        texts.setdefault(lang, []).append(text)
+    measured = measure_units(texts, "word", 3, dm.tokenizer)
+    assert set(measured) == set(texts) | {"all"}
+    assert measured["zh-CN"]["bytes_per_unit"][1] > measured["en"]["bytes_per_unit"][1]  # no spaces in Chinese
+    matched = match_compute(1e12, 10.0, stages=(2,), vocab_size=300, seq_len_bytes=256, head_dim=16,
+                            width_multiple=16, byte_layers=1, byte_window=64, ffn_multiple_of=16, measured=measured)
+    assert matched.bytes_per_token == measured["all"]["bytes_per_token"]

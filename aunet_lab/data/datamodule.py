@@ -229,6 +229,8 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         item = {"input_ids": self.inputs[i].long(), "targets": self.targets[i].long(),
                 "target_bytes": self.target_bytes[i].long(), "index": torch.tensor(i)}
+        if self.language is not None:
+            item["lang"] = self.language
         if self.levels is not None:
             item["levels"] = self.levels[i].long()
         return item

@@ -262,7 +262,8 @@ def match_compute(budget: float, ratio: float = 10.0, stages: tuple[int, ...] = 
                   bytes_per_token: float = PAPER_BYTES_PER_TOKEN, vocab_size: int = LLAMA3_VOCAB,
                   seq_len_bytes: int = 8192, bytes_per_unit: dict[int, list[float]] | None = None,
                   head_dim: int = 64, width_multiple: int = 64, max_dim: int = 8192, byte_layers: int = 3,
-                  byte_window: int | None = 512, ffn_multiple_of: int = 256, split: str = "word") -> MatchedConfigs:
+                  byte_window: int | None = 512, ffn_multiple_of: int = 256, split: str = "word",
+                  measured: dict | None = None) -> MatchedConfigs:
     """BPE and AU-Net-k configs for a training budget ``budget`` (FLOPs) at data-to-model ratio
     ``ratio`` (tokens per FLOP-per-token, the paper's gamma, in BPE tokens).
 
@@ -270,9 +271,17 @@ def match_compute(budget: float, ratio: float = 10.0, stages: tuple[int, ...] = 
     budget over ``bytes_per_token`` times as many bytes (gamma_byte = k^2 gamma), so its FLOPs per
     byte is F / k. Widths are searched in steps of ``width_multiple`` for the closest FLOPs; scale
     down to CPU sizes with a small ``width_multiple``, ``head_dim`` and ``byte_layers``.
+    ``measured`` (the output of :func:`aunet_lab.data.bpe.measure_units`) replaces the paper's
+    4.56 bytes per token and the default bytes per unit with the corpus's own.
     """
     if budget <= 0 or ratio <= 0:
         raise ValueError("budget and ratio must be positive")
+    if measured is not None:
+        # From aunet_lab.data.bpe.measure_units on the study's own training text (pooled languages).
+        pooled = measured.get("all", measured)
+        bytes_per_token = pooled.get("bytes_per_token", bytes_per_token)
+        bpu = pooled["bytes_per_unit"]
+        bytes_per_unit = {k: bpu[:k] for k in stages if len(bpu) >= k}
     f_token = math.sqrt(budget / ratio)
     tokens = ratio * f_token
     seq_tokens = max(1, int(seq_len_bytes / bytes_per_token))
