@@ -73,6 +73,23 @@ def _last_error_line(result: subprocess.CompletedProcess) -> str:
     return (errors or lines or ["no output"])[-1]
 
 
+def _fetch_once(cache: Path, final: Path, package: str, build) -> Fetched:
+    """Reuse ``final`` if a previous fetch completed; else ``build(work) -> (tree, version)`` in a
+    temporary folder under the cache and rename the tree into place (never half-written)."""
+    version_file = final / ".version"
+    if version_file.is_file():
+        return Fetched(final, package, version_file.read_text().strip())
+    work = Path(tempfile.mkdtemp(dir=cache, prefix=".fetch-"))
+    try:
+        tree, version = build(work)
+        (tree / ".version").write_text(version + "\n")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tree, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Fetched(final, package, version)
+
+
 class DebianFetcher:
     """``apt-get download`` with a private apt state under ``cache/apt``; ``dpkg-deb -x`` into
     ``cache/sources/debian/<package>``. The system's package lists are never touched."""
@@ -97,31 +114,23 @@ class DebianFetcher:
                               "check network access to the Debian mirror")
         self._updated = True
 
+    def _build(self, package: str, work: Path) -> tuple[Path, str]:
+        self.update()
+        result = _run(self._apt("download", package), cwd=work, what=f"Debian package {package}")
+        debs = list(work.glob("*.deb"))
+        if result.returncode != 0 or not debs:
+            raise SourceError(f"Debian package {package!r} could not be downloaded: {_last_error_line(result)}; "
+                              "check the package name (apt-cache search) and the language map")
+        version = _run(["dpkg-deb", "-f", str(debs[0]), "Version"], what=package).stdout.strip()
+        tree = work / "tree"
+        result = _run(["dpkg-deb", "-x", str(debs[0]), str(tree)], what=package)
+        if result.returncode != 0:
+            raise SourceError(f"Debian package {package!r} could not be unpacked: {_last_error_line(result)}")
+        return tree, version
+
     def fetch(self, package: str) -> Fetched:
         final = self.cache / "sources" / "debian" / package
-        version_file = final / ".version"
-        if version_file.is_file():
-            return Fetched(final, package, version_file.read_text().strip())
-        self.update()
-        work = Path(tempfile.mkdtemp(dir=self.cache, prefix=f".fetch-{package}-"))
-        try:
-            result = _run(self._apt("download", package), cwd=work, what=f"Debian package {package}")
-            debs = list(work.glob("*.deb"))
-            if result.returncode != 0 or not debs:
-                raise SourceError(f"Debian package {package!r} could not be downloaded: {_last_error_line(result)}; "
-                                  "check the package name (apt-cache search) and the language map")
-            deb = debs[0]
-            version = _run(["dpkg-deb", "-f", str(deb), "Version"], what=package).stdout.strip()
-            tree = work / "tree"
-            result = _run(["dpkg-deb", "-x", str(deb), str(tree)], what=package)
-            if result.returncode != 0:
-                raise SourceError(f"Debian package {package!r} could not be unpacked: {_last_error_line(result)}")
-            (tree / ".version").write_text(version + "\n")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tree, final)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        return Fetched(final, package, version)
+        return _fetch_once(self.cache, final, package, lambda work: self._build(package, work))
 
 
 class NpmFetcher:
@@ -130,32 +139,25 @@ class NpmFetcher:
     def __init__(self, cache: Path):
         self.cache = cache
 
+    def _build(self, package: str, work: Path) -> tuple[Path, str]:
+        result = _run(["npm", "pack", package, "--json", "--pack-destination", str(work)], cwd=work,
+                      what=f"npm package {package}")
+        tarballs = list(work.glob("*.tgz"))
+        if result.returncode != 0 or not tarballs:
+            raise SourceError(f"npm package {package!r} could not be fetched: {_last_error_line(result)}; "
+                              "check the name and version (npm view NAME versions)")
+        try:
+            version = json.loads(result.stdout)[0]["version"]
+        except (ValueError, KeyError, IndexError):
+            version = package.rpartition("@")[2]
+        tree = work / "tree"
+        with tarfile.open(tarballs[0]) as tf:
+            tf.extractall(tree, filter="data")
+        return tree, version
+
     def fetch(self, package: str) -> Fetched:
         final = self.cache / "sources" / "npm" / package.replace("/", "__")
-        version_file = final / ".version"
-        if version_file.is_file():
-            return Fetched(final, package, version_file.read_text().strip())
-        work = Path(tempfile.mkdtemp(dir=self.cache, prefix=".fetch-npm-"))
-        try:
-            result = _run(["npm", "pack", package, "--json", "--pack-destination", str(work)], cwd=work,
-                          what=f"npm package {package}")
-            tarballs = list(work.glob("*.tgz"))
-            if result.returncode != 0 or not tarballs:
-                raise SourceError(f"npm package {package!r} could not be fetched: {_last_error_line(result)}; "
-                                  "check the name and version (npm view NAME versions)")
-            try:
-                version = json.loads(result.stdout)[0]["version"]
-            except (ValueError, KeyError, IndexError):
-                version = package.rpartition("@")[2]
-            tree = work / "tree"
-            with tarfile.open(tarballs[0]) as tf:
-                tf.extractall(tree, filter="data")
-            (tree / ".version").write_text(version + "\n")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tree, final)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        return Fetched(final, package, version)
+        return _fetch_once(self.cache, final, package, lambda work: self._build(package, work))
 
 
 # ------------------------------------------------------------------------------------- readers
