@@ -192,6 +192,60 @@ def cmd_data_stats(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from aunet_lab.config import ConfigError, load_config
+    from aunet_lab.data.corpus import CorpusError
+    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.manifest import ManifestError
+    from aunet_lab.models.aunet import ConfigError as ModelConfigError
+    from aunet_lab.training.module import NonFiniteLoss
+    from aunet_lab.training.run import CheckpointError, TrackingError, train
+
+    try:
+        config = load_config(args.config, overrides=args.set)
+        if args.tracking_uri:
+            config.tracking.tracking_uri = args.tracking_uri
+        if args.output_dir:
+            config.output_dir = args.output_dir
+        result = train(config, resume=args.resume, init_from=args.init_from)
+    except (ConfigError, ModelConfigError, DataConfigError, ManifestError, CorpusError, CheckpointError,
+            TrackingError) as err:
+        raise UserError(str(err)) from None
+    except NonFiniteLoss as err:
+        print(f"error: training stopped: {err} (recorded on the MLflow run as aunet.failure)", file=sys.stderr)
+        return 1
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in {**result.val, **result.test}.items() if k.count("/") == 1)
+    print(f"run {result.run_id} ({result.run_dir}): {result.steps} steps, final loss {result.final_loss:.4f}; {summary}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from aunet_lab.training.run import CheckpointError, generate_from_checkpoint
+
+    try:
+        text = generate_from_checkpoint(args.checkpoint, args.prompt, args.max_new, args.temperature, args.top_p,
+                                        args.seed)
+    except CheckpointError as err:
+        raise UserError(str(err)) from None
+    print(args.prompt + text)
+    return 0
+
+
+def cmd_ui(args) -> int:
+    import shutil
+    import subprocess
+
+    from aunet_lab.training.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    mlflow = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    try:
+        return subprocess.call([mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)])
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_demo(args) -> int:
     from aunet_lab.demo import run_demo
 
@@ -230,6 +284,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", nargs="?", help="a manifest (default: every manifest in data_manifests/)")
     p.add_argument("--cache", type=Path, help="cache folder (default $AUNET_LAB_CACHE or ~/.cache/aunet_lab)")
     p.set_defaults(func=cmd_data_stats)
+
+    p = sub.add_parser("train", help="train one model from a YAML config, tracked in MLflow")
+    p.add_argument("config", help="config YAML (see configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint, same MLflow run")
+    p.add_argument("--init-from", metavar="CHECKPOINT", help="warm start: weights only (new optimizer, schedule, data)")
+    p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
+    p.add_argument("--output-dir", help="where run folders (checkpoints) go (default: the config's output_dir)")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("generate", help="generate text from a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new", type=int, default=200, help="bytes (AU-Net) or tokens (BPE) to generate")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the project's store")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("demo", help="the main job on embedded data: split functions, then a tiny AU-Net trained")
     p.set_defaults(func=cmd_demo)

@@ -237,13 +237,16 @@ class WindowDataset(Dataset):
 
 
 class FromIndexSampler(Sampler):
-    """Sequential indices from ``start``: the stream order, resumable at the exact next window."""
+    """Sequential indices, the stream order. The first pass starts at ``start`` (a resumed run's next
+    window); later passes (a training longer than the stream) start at 0."""
 
     def __init__(self, n: int, start: int = 0):
-        self.n, self.start = n, start
+        self.n = n
+        self.start = start if 0 <= start < n else 0
 
     def __iter__(self):
-        return iter(range(self.start, self.n))
+        start, self.start = self.start, 0
+        return iter(range(start, self.n))
 
     def __len__(self) -> int:
         return max(0, self.n - self.start)
@@ -357,8 +360,8 @@ class AUNetDataModule(_lightning_base()):
         self.next_window = int(batch["index"].max()) + 1
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        trainer = getattr(self, "_trainer", None)
-        if trainer is not None and trainer.training:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.training and "index" in batch:
             self.advance(batch)
         return batch
 

@@ -1,0 +1,287 @@
+"""Dataclass configs and YAML loading with path-precise errors.
+
+``load_config(path, TrainConfig, overrides=["optim.lr=1e-3"])`` reads YAML into nested
+dataclasses. Every error is one line naming the file, the key path and what was expected, with a
+did-you-mean for unknown keys: ``cfg.yaml: optim.lrr: unknown key (did you mean lr?)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aunet_lab.data.datamodule import DataConfig
+from aunet_lab.models.aunet import AUNetConfig, StageConfig
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used: one line naming the file and key path."""
+
+
+@dataclass
+class BPEModelConfig:
+    """The baseline's shape; its vocabulary comes from the tokenizer (``data.vocab_size``)."""
+
+    dim: int = 64
+    layers: int = 2
+    heads: int = 4
+    window: int | None = None
+    ffn_dim: int | None = None
+    ffn_multiple_of: int = 16
+    rope_theta: float = 10000.0
+
+
+@dataclass
+class ModelSection:
+    arch: str = "aunet"  # aunet | bpe (the flat byte transformer is aunet with one stage)
+    aunet: AUNetConfig = field(default_factory=lambda: AUNetConfig.tiny(stages=2))
+    bpe: BPEModelConfig = field(default_factory=BPEModelConfig)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at max_steps
+    grad_clip: float = 1.0
+    accumulate: int = 1
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int | None = None  # default: one pass over the data budget
+    val_every: int = 50  # optimizer steps between validations
+    log_every: int = 1
+    checkpoint_every: int = 25  # optimizer steps between checkpoints (metrics reach MLflow with them)
+    precision: str = "auto"  # auto (bf16-mixed where the hardware has it), 32-true, bf16-mixed
+    compile: bool = False
+    seed: int = 0
+    deterministic: bool = True
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    limit_val_batches: int | None = None  # per language; None: the whole validation split
+    limit_test_batches: int | None = None
+    test_at_end: bool = True
+    samples: int = 2  # sample generations logged at the end
+    sample_bytes: int = 120
+    progress: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    tracking_uri: str | None = None  # default sqlite:///<project>/mlruns/mlflow.db
+    experiment: str = "aunet-lab"
+    run_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    output_dir: str = "runs"  # checkpoints land in <output_dir>/<run name>/
+
+
+# --------------------------------------------------------------------------------------------
+# Generic YAML -> dataclass conversion
+# --------------------------------------------------------------------------------------------
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp, where: str, source: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, where, source)
+            except ConfigError as err:
+                errors.append(err)
+        raise errors[-1] if len(errors) == 1 else ConfigError(
+            f"{source}: {where}: expected {' or '.join(_type_name(a) for a in args if a is not type(None))}"
+            f"{' or null' if type(None) in args else ''}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, source)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {where}: expected a list, got {value!r}")
+        return [_convert(v, args[0] if args else Any, f"{where}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {where}: expected a mapping, got {value!r}")
+        kt, vt = args if args else (Any, Any)
+        return {_convert(k, kt, f"{where}", source): _convert(v, vt, f"{where}.{k}", source) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _unknown(key: str, known: list[str], where: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else f" (expected one of: {', '.join(known)})"
+    return ConfigError(f"{source}: {where}: unknown key{hint}")
+
+
+def _build(cls, data: Any, where: str, source: str):
+    if data is None:
+        data = {}
+    if dataclasses.is_dataclass(data):
+        data = dataclasses.asdict(data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where or '(top level)'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise _unknown(str(key), list(fields), path, source)
+        default = _default(fields[key])
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            value = _merge(dataclasses.asdict(default), value)  # a partial section keeps the other defaults
+        kwargs[key] = _convert(value, hints[key], path, source)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        message = str(err).split("\n")[0]
+        raise ConfigError(f"{source}: {where or '(top level)'}: {message}") from None
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _set_path(tree: dict, dotted: str, value: Any, source: str, cls) -> None:
+    parts = dotted.split(".")
+    node, node_cls = tree, cls
+    for i, part in enumerate(parts):
+        path = ".".join(parts[: i + 1])
+        if node_cls is not None and dataclasses.is_dataclass(node_cls):
+            names = [f.name for f in dataclasses.fields(node_cls)]
+            if part not in names:
+                raise _unknown(part, names, path, source)
+            hint = typing.get_type_hints(node_cls)[part]
+            options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+            node_cls = next((a for a in options if dataclasses.is_dataclass(a)), None)
+        else:
+            node_cls = None
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            child = node.get(part)
+            if dataclasses.is_dataclass(child):
+                child = dataclasses.asdict(child)
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: {path}: is not a mapping, cannot set {dotted}")
+            node[part] = child
+            node = child
+
+
+def load_config(path: str | Path | None, cls=None, overrides: list[str] | None = None):
+    """Read a YAML file (or nothing: defaults) into ``cls`` (default :class:`TrainConfig`), then apply
+    ``KEY.PATH=VALUE`` overrides (values parsed as YAML)."""
+    cls = cls or TrainConfig
+    source = str(path) if path is not None else "(defaults)"
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ConfigError(f"{path}: not valid YAML{line}: {getattr(err, 'problem', err)}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: (top level): expected a mapping")
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_path(data, key.strip(), value, "--set", cls)
+    return _build(cls, data, "", source)
+
+
+def to_plain(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}`` (lists of mappings by index)."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, v in enumerate(value):
+                out.update(flatten(v, f"{name}.{i}."))
+        else:
+            out[name] = value
+    return out
+
+
+def dump_yaml(config) -> str:
+    return yaml.safe_dump(to_plain(config), sort_keys=False, allow_unicode=True)
+
+
+__all__ = ["ConfigError", "TrainConfig", "ModelSection", "BPEModelConfig", "OptimConfig", "TrainerConfig",
+           "TrackingConfig", "DataConfig", "AUNetConfig", "StageConfig", "load_config", "flatten", "dump_yaml",
+           "to_plain"]

@@ -1,0 +1,202 @@
+"""One LightningModule for every architecture: AU-Net (1-4 stages), the BPE baseline, flat bytes."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from aunet_lab.config import TrainConfig
+from aunet_lab.models import AUNet, TokenTransformer, TransformerConfig
+from aunet_lab.models.sizing import flops_per_byte
+from aunet_lab.training.metrics import BitsPerByte, token_nll
+
+
+def build_model(config: TrainConfig, vocab_size: int | None = None):
+    if config.model.arch == "bpe":
+        b = config.model.bpe
+        cfg = TransformerConfig(vocab_size or config.data.vocab_size, b.dim, b.layers, b.heads, b.window, b.ffn_dim,
+                                b.rope_theta, b.ffn_multiple_of)
+        return TokenTransformer(cfg)
+    return AUNet(config.model.aunet)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Multiplier of the peak learning rate: linear warmup, then cosine to ``min_ratio`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class LMModule(pl.LightningModule):
+    def __init__(self, config: TrainConfig, max_steps: int, vocab_size: int | None = None,
+                 bytes_per_token: float | None = None, val_languages: list[str] | None = None,
+                 test_languages: list[str] | None = None, window: int = 1024):
+        super().__init__()
+        self.config = config
+        self.max_steps_total = max_steps
+        self.model = build_model(config, vocab_size)
+        self.is_aunet = isinstance(self.model, AUNet)
+        self.inner = torch.compile(self.model) if config.trainer.compile else self.model
+        seq = window
+        report = flops_per_byte(self.model.config, seq, bytes_per_token=bytes_per_token or 4.56) if not self.is_aunet \
+            else flops_per_byte(self.model.config, seq)
+        self.flops_per_byte = report.total
+        self.val_languages = list(val_languages or [])
+        self.test_languages = list(test_languages or [])
+        self.val_bpb = torch.nn.ModuleDict({lang: BitsPerByte() for lang in self.val_languages})
+        self.test_bpb = torch.nn.ModuleDict({lang: BitsPerByte() for lang in self.test_languages})
+        self.bytes_seen = 0
+        self.tracker = None  # MetricBuffer, attached by the runner
+        self.failure: str | None = None
+        self._pending: dict[str, float] = {}
+        self._recorded_step = 0
+
+    # ------------------------------------------------------------------ forward and loss
+    def logits(self, batch: dict) -> torch.Tensor:
+        if self.is_aunet:
+            return self.inner(batch["input_ids"], batch.get("levels"))
+        return self.inner(batch["input_ids"])
+
+    def _record(self, metrics: dict, step: int | None = None) -> None:
+        if self.tracker is not None and self.trainer.is_global_zero:
+            self.tracker.log(metrics, self.global_step if step is None else step)
+
+    def training_step(self, batch: dict, batch_idx: int):
+        logits = self.logits(batch)
+        targets = batch["targets"]
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        if not torch.isfinite(loss):
+            self.failure = f"non-finite loss ({loss.item()}) at step {self.global_step}"
+            raise NonFiniteLoss(self.failure)
+        step_bytes = int(batch["target_bytes"].sum())
+        self.bytes_seen += step_bytes * self.trainer.world_size
+        metrics = {
+            "train/loss": loss.detach().item(),
+            "train/bpb": float(token_nll(logits.detach(), targets).double().mul(batch["target_bytes"] > 0).sum()
+                               / (math.log(2) * max(step_bytes, 1))),
+            "train/lr": self.optimizers().param_groups[0]["lr"] if self._trainer is not None else 0.0,
+            "data/bytes_seen": float(self.bytes_seen),
+            "compute/flops": float(self.bytes_seen * self.flops_per_byte),
+        }
+        if self.is_aunet and self.model.last_stats.get("kept"):
+            for k, (kept, dropped) in enumerate(zip(self.model.last_stats["kept"], self.model.last_stats["dropped"]), 2):
+                metrics[f"aunet/units_per_byte/stage{k}"] = float(kept) / max(step_bytes, 1)
+                metrics[f"aunet/dropped/stage{k}"] = float(dropped)
+        self._pending = metrics
+        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = [p.grad.detach().float().norm() for p in self.parameters() if p.grad is not None]
+        if norms:
+            self._pending["train/grad_norm"] = float(torch.stack(norms).norm())
+
+    def commit_step_metrics(self) -> None:
+        """Hand this optimizer step's metrics to the tracker, once per step (after accumulation).
+        Step numbers count finished optimizer steps: the first step is logged as step 1."""
+        if self._pending and self.global_step > self._recorded_step:
+            self._record(self._pending, self.global_step)
+            self._recorded_step = self.global_step
+            self._pending = {}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.commit_step_metrics()
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch: dict, dataloader_idx: int, metrics, languages) -> None:
+        if not languages:
+            return
+        nll = token_nll(self.logits(batch), batch["targets"])
+        metrics[languages[dataloader_idx]].update(nll, batch["target_bytes"])
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._eval_step(batch, dataloader_idx, self.val_bpb, self.val_languages)
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._eval_step(batch, dataloader_idx, self.test_bpb, self.test_languages)
+
+    def _summarise(self, metrics, prefix: str) -> dict[str, float]:
+        out, nll, nbytes = {}, 0.0, 0
+        for lang, metric in metrics.items():
+            if int(metric.nbytes) == 0:
+                metric.reset()
+                continue
+            value = float(metric.compute())
+            out[f"{prefix}/bpb/{lang}"] = value
+            nll += float(metric.nll)
+            nbytes += int(metric.nbytes)
+            metric.reset()
+        per_lang = [v for k, v in out.items()]
+        if nbytes:
+            out[f"{prefix}/bpb"] = nll / (math.log(2) * nbytes)  # micro: all bytes pooled
+            out[f"{prefix}/bpb_macro"] = sum(per_lang) / len(per_lang)
+        return out
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            for metric in self.val_bpb.values():
+                metric.reset()
+            return
+        results = self._summarise(self.val_bpb, "val")
+        self.last_val = results
+        if "val/bpb" in results:
+            self.log("val_bpb", results["val/bpb"], prog_bar=True, logger=False)
+        self._record(results)
+
+    def on_test_epoch_end(self) -> None:
+        self.last_test = self._summarise(self.test_bpb, "test")
+        self._record(self.last_test)
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        o = self.config.optim
+        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}],
+                                      lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        total = self.max_steps_total  # from max_steps, never estimated_stepping_batches (Lightning #20550)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, o.warmup_steps, total, o.min_lr_ratio))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # ------------------------------------------------------------------ checkpoint extras
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["aunet_lab"] = {
+            "config": _plain(self.config),
+            "bytes_seen": self.bytes_seen,
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                    "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        import numpy as np
+
+        extra = checkpoint.get("aunet_lab", {})
+        self.bytes_seen = int(extra.get("bytes_seen", 0))
+        self._recorded_step = int(checkpoint.get("global_step", 0))
+        rng = extra.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            state = rng["python"]
+            random.setstate((state[0], tuple(state[1]), state[2]))
+            kind, keys, pos, has_gauss, cached = rng["numpy"]
+            np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def _plain(config) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(config)

@@ -1,0 +1,343 @@
+"""Build and run a training: DataModule, model, Trainer, MLflow run, checkpoints, resume, warm start.
+
+The run directory is ``<output_dir>/<run name>`` (run name from the config, or the architecture and
+a hash of the config), holding ``last.ckpt``, the MLflow run id, the resolved config and (BPE) the
+tokenizer. ``resume=True`` continues from ``last.ckpt`` in the same MLflow run; ``init_from`` loads
+weights only (new optimizer, schedule and data) for continued training on other data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from aunet_lab.config import ConfigError, TrainConfig, dump_yaml, flatten, to_plain
+from aunet_lab.training.tracking import (
+    MetricBuffer,
+    TrackingError,
+    client_for,
+    experiment_id,
+    resolve_tracking_uri,
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read; one line."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str
+    final_loss: float | None
+    val: dict
+    test: dict
+    steps: int
+
+
+def run_name(config: TrainConfig) -> str:
+    if config.tracking.run_name:
+        return config.tracking.run_name
+    digest = hashlib.sha256(json.dumps(to_plain(config), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    stages = f"aunet{config.model.aunet.n_stages}" if config.model.arch == "aunet" else "bpe"
+    return f"{stages}-{digest}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """``torch.load(weights_only=True)`` with a clear error for a missing, corrupt or truncated file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all mean: unusable file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first[:160]})") from None
+
+
+def _ensure_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as err:
+        raise ConfigError(f"output_dir: cannot write checkpoints to {folder} ({err.strerror})") from None
+
+
+def _precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def _checkpoint_callback(run_dir: Path, every: int, val_every: int):
+    import lightning.pytorch as pl
+
+    class CheckpointAndCommit(pl.Callback):
+        """Saves ``last.ckpt`` atomically every ``every`` optimizer steps (after the validation of that
+        step, if any) and then writes the buffered metrics to MLflow."""
+
+        def __init__(self):
+            self.saved_step = -1
+
+        def _save(self, trainer, module):
+            step = trainer.global_step
+            if step == self.saved_step:
+                return
+            module.commit_step_metrics()
+            tmp = run_dir / ".last.ckpt.tmp"
+            trainer.save_checkpoint(tmp, weights_only=False)
+            if trainer.is_global_zero:
+                os.replace(tmp, run_dir / "last.ckpt")
+                if module.tracker is not None:
+                    module.tracker.flush()
+            self.saved_step = step
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            step = trainer.global_step
+            if step and step % every == 0 and not (val_every and step % val_every == 0):
+                self._save(trainer, module)
+
+        def on_validation_end(self, trainer, module):
+            step = trainer.global_step
+            if not trainer.sanity_checking and trainer.training and step and step % every == 0:
+                self._save(trainer, module)
+
+    return CheckpointAndCommit()
+
+
+def train(config: TrainConfig, resume: bool = False, init_from: str | None = None, parent_run_id: str | None = None,
+          extra_tags: dict | None = None) -> RunResult:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from aunet_lab.data.datamodule import AUNetDataModule
+    from aunet_lab.training.module import LMModule, NonFiniteLoss
+
+    config.data.arch = config.model.arch
+    name = run_name(config)
+    run_dir = Path(config.output_dir) / name
+    _ensure_writable(run_dir)
+    uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    client = client_for(uri)  # fails here, before any training, if the store cannot be reached
+
+    last = run_dir / "last.ckpt"
+    ckpt_path = None
+    run_id = None
+    if resume:
+        if not last.is_file():
+            raise CheckpointError(f"--resume: no checkpoint {last} (train without --resume first)")
+        checkpoint = load_checkpoint(last)  # validates before Lightning touches it
+        run_id = (run_dir / "mlflow_run_id").read_text().strip() if (run_dir / "mlflow_run_id").is_file() else None
+        ckpt_path = str(last)
+        del checkpoint
+    init_state = load_checkpoint(init_from)["state_dict"] if init_from else None
+
+    pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
+    dm = AUNetDataModule(config.data)
+    dm.setup()
+    accumulate = config.optim.accumulate
+    steps_per_pass = math.ceil(len(dm.train_set) / config.data.batch_size / accumulate)
+    max_steps = config.trainer.max_steps or steps_per_pass
+    vocab = dm.tokenizer.vocab_size if dm.tokenizer is not None else None
+    bytes_per_token = None
+    if dm.tokenizer is not None:
+        bytes_per_token = config.data.window_bytes / dm.window
+    module = LMModule(config, max_steps, vocab, bytes_per_token, dm.eval_language_order(config.data.eval_split),
+                      dm.eval_language_order("test"), dm.window)
+    if init_state is not None:
+        try:
+            module.load_state_dict(init_state, strict=False)
+            missing = [k for k in module.state_dict() if k.startswith("model.") and k not in init_state]
+        except RuntimeError as err:
+            raise CheckpointError(f"--init-from {init_from}: weights do not fit this model ({str(err).splitlines()[0]})") from None
+        if missing:
+            raise CheckpointError(f"--init-from {init_from}: weights do not fit this model (missing {missing[0]})")
+
+    exp = experiment_id(client, config.tracking.experiment, uri)
+    tags = {
+        "aunet.arch": config.model.arch,
+        "aunet.stages": str(config.model.aunet.n_stages if config.model.arch == "aunet" else 0),
+        "aunet.split": config.model.aunet.split if config.model.arch == "aunet" else "bpe",
+        "aunet.languages": ",".join(sorted(config.data.mixture)),
+        "aunet.seed": str(config.trainer.seed),
+        "git.commit": git_commit(),
+        "data.hash": dm.selection.fingerprint(),
+        **config.tracking.tags,
+        **(extra_tags or {}),
+    }
+    if init_from:
+        tags["aunet.init_from"] = str(init_from)
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    if run_id is None:
+        run = client.create_run(exp, run_name=name, tags=tags)
+        run_id = run.info.run_id
+        (run_dir / "mlflow_run_id").write_text(run_id + "\n")
+        params = {k: ("null" if v is None else str(v))[:6000] for k, v in flatten(to_plain(config)).items()}
+        params.update({"model.non_embedding_params": str(sum(p.numel() for n, p in module.model.named_parameters()
+                                                            if "tok_embeddings" not in n and "output" not in n)),
+                       "compute.flops_per_byte": f"{module.flops_per_byte:.6g}", "trainer.max_steps_resolved": str(max_steps),
+                       "data.window": str(dm.window)})
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            client.log_batch(run_id, params=items[i : i + 100])
+        (run_dir / "config.yaml").write_text(dump_yaml(config))
+        client.log_artifact(run_id, str(run_dir / "config.yaml"))
+        if dm.tokenizer is not None:
+            shutil.copy(dm.tokenizer.path, run_dir / "tokenizer.json")
+            client.log_artifact(run_id, str(run_dir / "tokenizer.json"))
+        buffer = MetricBuffer(client, run_id)
+        buffer.log({k: float(v) for k, v in dm.stats().items() if isinstance(v, (int, float))}, 0)
+        buffer.log({"compute/flops_per_byte": module.flops_per_byte}, 0)
+        buffer.flush()
+    else:
+        client.set_terminated(run_id, "RUNNING")
+    module.tracker = MetricBuffer(client, run_id)
+
+    val_every = config.trainer.val_every
+    callbacks = [_checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every)]
+    progress = config.trainer.progress and sys.stderr.isatty()
+    if progress:
+        callbacks.append(RichProgressBar())
+    trainer = pl.Trainer(
+        max_steps=max_steps, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
+        strategy=config.trainer.strategy, num_nodes=config.trainer.num_nodes,
+        precision=_precision(config.trainer.precision), gradient_clip_val=config.optim.grad_clip or None,
+        accumulate_grad_batches=accumulate, deterministic=config.trainer.deterministic, logger=False,
+        callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+        val_check_interval=(val_every * accumulate) if val_every else None, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0, max_epochs=-1, log_every_n_steps=config.trainer.log_every,
+        limit_val_batches=config.trainer.limit_val_batches, limit_test_batches=config.trainer.limit_test_batches,
+    )
+    status, final_loss = "FINISHED", None
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+        if config.trainer.test_at_end and dm.eval_sets.get("test"):
+            trainer.test(module, datamodule=dm, verbose=False)
+        module.tracker.flush()
+        _final_artifacts(config, module, dm, client, run_id, run_dir, trainer)
+    except NonFiniteLoss as err:
+        status = "FAILED"
+        module.tracker.flush()
+        client.set_tag(run_id, "aunet.failure", str(err))
+        client.set_terminated(run_id, status)
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, status)
+    history = client.get_metric_history(run_id, "train/loss")
+    if history:
+        final_loss = sorted(history, key=lambda m: m.step)[-1].value
+    return RunResult(run_id, run_dir, status, final_loss, getattr(module, "last_val", {}),
+                     getattr(module, "last_test", {}), trainer.global_step)
+
+
+def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> None:
+    """Final checkpoint, sample generations and the per-language BPB table."""
+    trainer.save_checkpoint(run_dir / "final.ckpt", weights_only=False)
+    client.log_artifact(run_id, str(run_dir / "final.ckpt"), "checkpoints")
+    rows = []
+    for split, results in (("val", getattr(module, "last_val", {})), ("test", getattr(module, "last_test", {}))):
+        for key, value in results.items():
+            parts = key.split("/")
+            rows.append({"split": split, "language": parts[2] if len(parts) > 2 else
+                         ("all (micro)" if key.endswith("/bpb") else "all (macro)"), "bpb": value})
+    (run_dir / "bpb_by_language.json").write_text(json.dumps(rows, indent=1))
+    client.log_artifact(run_id, str(run_dir / "bpb_by_language.json"))
+    samples = sample_generations(module.model, dm, config.trainer.samples, config.trainer.sample_bytes)
+    (run_dir / "samples.txt").write_text("\n\n".join(f"[{p!r}] -> {s!r}" for p, s in samples), encoding="utf-8")
+    client.log_artifact(run_id, str(run_dir / "samples.txt"))
+
+
+def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, str]]:
+    from aunet_lab.models import AUNet
+    from aunet_lab.models.generate import Generator
+
+    if count <= 0:
+        return []
+    model.eval()
+    out = []
+    docs = dm.selection.docs[:count]
+    for _, _, text in docs:
+        prompt = text[:40]
+        if isinstance(model, AUNet):
+            ids = torch.tensor([[256] + list(prompt.encode())])
+            gen = Generator(model).generate(ids, length, stop_id=257)
+            sample = bytes(t for t in gen[0].tolist() if t < 256).decode("utf-8", "replace")
+        else:
+            tok = dm.tokenizer
+            ids = torch.tensor([[tok.bos_id] + tok.encode(prompt)])
+            gen = Generator(model).generate(ids, max(1, length // 3), stop_id=tok.eos_id)
+            sample = tok.decode_bytes(gen[0].tolist()).decode("utf-8", "replace")
+        out.append((prompt, sample))
+    model.train()
+    return out
+
+
+def generate_from_checkpoint(path: str, prompt: str, max_new: int = 200, temperature: float = 0.0,
+                             top_p: float = 1.0, seed: int = 0) -> str:
+    from aunet_lab.config import load_config
+    from aunet_lab.models.generate import Generator
+    from aunet_lab.training.module import build_model
+
+    checkpoint = load_checkpoint(path)
+    extra = checkpoint.get("aunet_lab")
+    if not extra:
+        raise CheckpointError(f"checkpoint {path} was not written by aunet-lab train")
+    tmp = Path(tempfile.mkdtemp()) / "config.yaml"
+    import yaml
+
+    tmp.write_text(yaml.safe_dump(extra["config"]))
+    config = load_config(tmp)
+    state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    if config.model.arch == "bpe":
+        from tokenizers import Tokenizer
+
+        from aunet_lab.data.bpe import BPETokenizer, token_byte_lengths
+
+        tok_path = Path(path).parent / "tokenizer.json"
+        if not tok_path.is_file():
+            raise CheckpointError(f"checkpoint {path}: the BPE tokenizer {tok_path} is missing beside it")
+        raw = Tokenizer.from_file(str(tok_path))
+        tok = BPETokenizer(raw, token_byte_lengths(raw), tok_path)
+        model = build_model(config, tok.vocab_size)
+        model.load_state_dict(state)
+        ids = torch.tensor([[tok.bos_id] + tok.encode(prompt)])
+        out = Generator(model.eval()).generate(ids, max_new, temperature, top_p, tok.eos_id, seed)
+        return tok.decode_bytes(out[0].tolist()).decode("utf-8", "replace")
+    model = build_model(config)
+    model.load_state_dict(state)
+    ids = torch.tensor([[256] + list(prompt.encode())])
+    out = Generator(model.eval()).generate(ids, max_new, temperature, top_p, 257, seed)
+    return bytes(t for t in out[0].tolist() if t < 256).decode("utf-8", "replace")
+
+
+__all__ = ["train", "RunResult", "CheckpointError", "TrackingError", "load_checkpoint", "generate_from_checkpoint",
+           "run_name", "dataclasses"]

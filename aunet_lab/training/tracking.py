@@ -1,0 +1,88 @@
+"""MLflow tracking: the default store, a reachability check, and a buffered logger.
+
+Metrics are buffered and written to MLflow when a checkpoint is saved (and at the end), so a run
+killed between checkpoints and resumed never logs a step twice and never loses one: what MLflow
+holds always ends at the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+DEFAULT_EXPERIMENT = "aunet-lab"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; one line."""
+
+
+def default_tracking_uri(root: Path | None = None) -> str:
+    root = Path(root or Path.cwd()) / "mlruns"
+    return f"sqlite:///{root.resolve() / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def client_for(uri: str):
+    """An MlflowClient for ``uri``, after checking the store can be reached (before any training)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrackingError(f"tracking URI {uri}: cannot create {db.parent} ({err.strerror})") from None
+        if not os.access(db.parent, os.W_OK):
+            raise TrackingError(f"tracking URI {uri}: {db.parent} is not writable")
+    elif uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    elif uri.startswith("file:") or "://" not in uri:
+        raise TrackingError(f"tracking URI {uri}: the plain file store is refused by MLflow 3; use "
+                            "sqlite:///PATH/mlflow.db or an MLflow server")
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as err:  # any failure to reach the store is the user's to fix
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrackingError(f"tracking URI {uri} cannot be reached: {first[:200]}") from None
+    return client
+
+
+def experiment_id(client, name: str, uri: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+class MetricBuffer:
+    """Collects metrics by step; ``flush`` writes them to the run in batches."""
+
+    def __init__(self, client, run_id: str):
+        self.client = client
+        self.run_id = run_id
+        self.pending: list = []
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for key, value in metrics.items():
+            value = float(value)
+            self.pending.append(Metric(key, value, now, int(step)))
+
+    def flush(self) -> None:
+        while self.pending:
+            chunk, self.pending = self.pending[:1000], self.pending[1000:]
+            self.client.log_batch(self.run_id, metrics=chunk)

@@ -1,0 +1,254 @@
+"""Training: bits per byte, MLflow run contents, warm start, bad input, NaN guard, exact resume."""
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from aunet_lab.config import load_config
+from aunet_lab.data.corpus import prepare
+from aunet_lab.data.manifest import load_manifest
+
+WORDS = {
+    "en": "the cat sat on a mat and then it rained over 12 green hills".split(),
+    "fr": "le chat était assis sur un tapis puis il a plu sur 12 collines vertes".split(),
+    "zh-CN": list("猫坐在垫子上然后在十二座绿色的山上下起了雨"),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    rng = random.Random(0)
+    for tag, words in WORDS.items():
+        folder = root / "src" / tag
+        folder.mkdir(parents=True)
+        sep = "" if tag == "zh-CN" else " "
+        with (folder / "docs.jsonl").open("w", encoding="utf-8") as fh:
+            for i in range(60):
+                sentences = [sep.join(rng.choice(words) for _ in range(rng.randint(4, 10))) for _ in range(rng.randint(2, 5))]
+                fh.write(json.dumps({"id": f"d{i:03d}", "text": "\n".join(sentences)}, ensure_ascii=False) + "\n")
+    manifest = root / "corpus.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "name": "train-fixture", "licence": "CC0", "attribution": "tests", "languages": list(WORDS),
+        "split": {"val": 0.15, "test": 0.15, "seed": 0},
+        "sources": [{"kind": "local", "reader": "jsonl", "paths": str(root / "src/{tag}/*.jsonl"), "id_field": "id"}]}))
+    prepare(load_manifest(manifest), root / "cache")
+    return root, manifest
+
+
+def write_config(root: Path, name: str, arch="aunet", **extra) -> Path:
+    cfg = {
+        "model": {"arch": arch, "aunet": {"ffn_multiple_of": 16, "stages": [
+            {"dim": 32, "layers": 1, "heads": 2}, {"dim": 64, "layers": 1, "heads": 4}]},
+            "bpe": {"dim": 48, "layers": 2, "heads": 3, "ffn_multiple_of": 16}},
+        "data": {"manifest": str(root / "corpus.yaml"), "mixture": {"en": 0.5, "fr": 0.25, "zh-CN": 0.25},
+                 "budget": "12KB", "window_bytes": 64, "batch_size": 4, "vocab_size": 320, "cache": str(root / "cache")},
+        "optim": {"lr": 3e-3, "warmup_steps": 5},
+        "trainer": {"max_steps": 40, "val_every": 20, "checkpoint_every": 5, "progress": False, "samples": 1,
+                    "sample_bytes": 20},
+        "tracking": {"tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}", "run_name": name},
+        "output_dir": str(root / "runs"),
+    }
+    for dotted, value in extra.items():
+        node = cfg
+        keys = dotted.split("__")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    return path
+
+
+def client(root: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+
+
+def losses(root: Path, run_id: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client(root).get_metric_history(run_id, "train/loss"))
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "aunet_lab.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+@pytest.mark.parametrize("arch", ["aunet", "bpe"])
+def test_bits_per_byte_equals_an_independent_calculation(corpus, arch):
+    from aunet_lab.data.datamodule import AUNetDataModule
+    from aunet_lab.training.module import LMModule
+
+    root, _ = corpus
+    config = load_config(write_config(root, f"bpb-{arch}", arch))
+    config.data.arch = arch
+    dm = AUNetDataModule(config.data)
+    dm.setup()
+    langs = dm.eval_language_order("val")
+    module = LMModule(config, 10, dm.tokenizer.vocab_size if dm.tokenizer else None, None, langs, langs, dm.window)
+    module.eval()
+    nll_sum, byte_sum = {}, {}
+    with torch.no_grad():
+        for idx, loader in enumerate(dm.val_dataloader()):
+            for batch in loader:
+                module.validation_step(batch, 0, idx)
+                logits = module.logits(batch).double()
+                logp = torch.log_softmax(logits, -1)
+                targets, nbytes = batch["targets"], batch["target_bytes"]
+                for b in range(targets.shape[0]):
+                    for t in range(targets.shape[1]):
+                        if nbytes[b, t] > 0:
+                            nll_sum[langs[idx]] = nll_sum.get(langs[idx], 0.0) - float(logp[b, t, targets[b, t]])
+                            byte_sum[langs[idx]] = byte_sum.get(langs[idx], 0) + int(nbytes[b, t])
+    results = module._summarise(module.val_bpb, "val")
+    per_lang = {lang: nll_sum[lang] / (math.log(2) * byte_sum[lang]) for lang in langs}
+    for lang in langs:
+        assert results[f"val/bpb/{lang}"] == pytest.approx(per_lang[lang], rel=1e-5)
+    micro = sum(nll_sum.values()) / (math.log(2) * sum(byte_sum.values()))
+    assert results["val/bpb"] == pytest.approx(micro, rel=1e-5)
+    assert results["val/bpb_macro"] == pytest.approx(sum(per_lang.values()) / len(per_lang), rel=1e-5)
+    # The bytes divided by are the held-out text's own UTF-8 bytes, whatever the architecture.
+    from aunet_lab.data.corpus import documents
+
+    for lang in langs:
+        text_bytes = sum(len(d["text"].encode()) for d in documents(dm.manifest, lang, "val", dm.cache))
+        assert byte_sum[lang] == text_bytes
+
+
+@pytest.mark.parametrize("arch", ["aunet", "bpe"])
+def test_mlflow_run_contents(corpus, arch):
+    from aunet_lab.training.run import train
+
+    root, _ = corpus
+    result = train(load_config(write_config(root, f"contents-{arch}", arch)))
+    run = client(root).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+    assert params["model.arch"] == arch and params["optim.lr"] == "0.003" and params["data.budget"] == "12KB"
+    assert tags["aunet.arch"] == arch and tags["aunet.languages"] == "en,fr,zh-CN"
+    assert tags["git.commit"] and tags["data.hash"] and tags["mlflow.runName"] == f"contents-{arch}"
+    for key in ("train/loss", "train/lr", "train/grad_norm", "data/bytes_seen", "compute/flops", "val/bpb",
+                "val/bpb_macro", "val/bpb/fr", "test/bpb/zh-CN", "data/epochs", "compute/flops_per_byte"):
+        assert key in metrics, key
+    history = losses(root, result.run_id)
+    assert [s for s, _ in history] == list(range(1, 41))
+    if arch == "aunet":
+        assert "aunet/units_per_byte/stage2" in metrics and "aunet/dropped/stage2" in metrics
+    artifacts = {a.path for a in client(root).list_artifacts(result.run_id)}
+    assert {"config.yaml", "samples.txt", "bpb_by_language.json", "checkpoints"} <= artifacts
+    assert ("tokenizer.json" in artifacts) == (arch == "bpe")
+    table = json.loads((result.run_dir / "bpb_by_language.json").read_text())
+    assert {row["language"] for row in table if row["split"] == "test"} >= {"en", "fr", "zh-CN"}
+
+
+def test_warm_start_begins_at_the_source_runs_loss(corpus):
+    from aunet_lab.training.run import train
+
+    root, _ = corpus
+    source = train(load_config(write_config(root, "warm-source", trainer__max_steps=80)))
+    fresh = losses(root, source.run_id)
+    warm = train(load_config(write_config(root, "warm-target", trainer__max_steps=5, optim__warmup_steps=1)),
+                 init_from=str(source.run_dir / "final.ckpt"))
+    started = losses(root, warm.run_id)[0][1]
+    assert started < fresh[0][1] - 1.0
+    assert abs(started - fresh[-1][1]) < 0.5 * (fresh[0][1] - fresh[-1][1])
+    assert client(root).get_run(warm.run_id).data.tags["aunet.init_from"].endswith("final.ckpt")
+
+
+def test_nan_guard_stops_with_a_reason_on_the_run(corpus, monkeypatch):
+    from aunet_lab.training.module import LMModule, NonFiniteLoss
+    from aunet_lab.training.run import train
+
+    root, _ = corpus
+    original = LMModule.logits
+
+    def poisoned(self, batch):
+        out = original(self, batch)
+        return out * float("nan") if self.global_step >= 3 else out
+
+    monkeypatch.setattr(LMModule, "logits", poisoned)
+    with pytest.raises(NonFiniteLoss):
+        train(load_config(write_config(root, "nan-run")))
+    runs = client(root).search_runs([client(root).get_experiment_by_name("aunet-lab").experiment_id],
+                                    "attributes.run_name = 'nan-run'")
+    assert runs[0].info.status == "FAILED"
+    assert "non-finite loss" in runs[0].data.tags["aunet.failure"] and "step 3" in runs[0].data.tags["aunet.failure"]
+
+
+def test_bad_input_exits_2_with_one_line(corpus, tmp_path):
+    root, _ = corpus
+    good = write_config(root, "bad-input")
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (["train", str(good), "--set", "optim.lrr=1"], "optim.lrr: unknown key (did you mean lr?)"),
+        (["train", str(good), "--set", "trainer.max_steps=many"], "trainer.max_steps: expected an integer"),
+        (["train", str(good), "--tracking-uri", "http://127.0.0.1:9"], "cannot be reached"),
+        (["train", str(good), "--output-dir", str(tmp_path / "afile" / "runs")], "cannot write checkpoints"),
+        (["train", str(tmp_path / "missing.yaml")], "no such config file"),
+        (["train", str(good), "--init-from", str(tmp_path / "afile")], "corrupt or truncated"),
+        (["generate", str(tmp_path / "afile"), "--prompt", "x"], "corrupt or truncated"),
+    ]
+    for args, fragment in cases:
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and fragment in lines[0], (args, result.stderr[-2000:])
+    assert not (root / "runs" / "bad-input").exists() or not (root / "runs" / "bad-input" / "last.ckpt").exists()
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_one_bit_for_bit(corpus):
+    root, _ = corpus
+    steps = 60
+    reference = write_config(root, "resume-reference", trainer__max_steps=steps)
+    result = cli("train", str(reference))
+    assert result.returncode == 0, result.stderr[-3000:]
+    ref_id = (root / "runs" / "resume-reference" / "mlflow_run_id").read_text().strip()
+
+    killed = write_config(root, "resume-killed", trainer__max_steps=steps)
+    run_dir = root / "runs" / "resume-killed"
+    kill_after = random.Random().randint(12, 45)
+    proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "train", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
+    deadline = time.time() + 300
+    killed_id = None
+    while time.time() < deadline and proc.poll() is None:
+        if (run_dir / "mlflow_run_id").is_file():
+            killed_id = (run_dir / "mlflow_run_id").read_text().strip()
+            done = losses(root, killed_id)
+            if done and done[-1][0] >= kill_after:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)  # from outside the training process
+    proc.wait()
+    partial = losses(root, killed_id)
+    assert partial and partial[-1][0] < steps
+    resumed = cli("train", str(killed), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = losses(root, killed_id)
+    reference_losses = losses(root, ref_id)
+    assert [s for s, _ in final] == list(range(1, steps + 1))  # every step once: none skipped or repeated
+    assert final == reference_losses  # bit-identical
+    run = client(root).get_run(killed_id)
+    assert run.info.status == "FINISHED"
+    assert [s for s, _ in sorted((m.step, m.value) for m in client(root).get_metric_history(killed_id, "val/bpb"))] == [20, 40, 60]
+
+
+def test_generate_cli_from_a_checkpoint(corpus):
+    root, _ = corpus
+    path = write_config(root, "generate-run", trainer__max_steps=10)
+    assert cli("train", str(path)).returncode == 0
+    result = cli("generate", str(root / "runs" / "generate-run" / "final.ckpt"), "--prompt", "the cat", "--max-new", "20")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("the cat")
