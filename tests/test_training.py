@@ -252,3 +252,42 @@ def test_generate_cli_from_a_checkpoint(corpus):
     result = cli("generate", str(root / "runs" / "generate-run" / "final.ckpt"), "--prompt", "the cat", "--max-new", "20")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("the cat")
+
+
+def test_gradient_accumulation_logs_one_point_per_optimizer_step(corpus):
+    from aunet_lab.training.run import train
+
+    root, _ = corpus
+    result = train(load_config(write_config(root, "accumulate", trainer__max_steps=6, trainer__val_every=3,
+                                            trainer__checkpoint_every=3, optim__accumulate=2)))
+    assert [s for s, _ in losses(root, result.run_id)] == [1, 2, 3, 4, 5, 6]
+    bytes_seen = sorted((m.step, m.value) for m in client(root).get_metric_history(result.run_id, "data/bytes_seen"))
+    assert [s for s, _ in bytes_seen] == [1, 2, 3, 4, 5, 6]
+    # Each optimizer step consumed two batches of 4 windows of 64 bytes (less the ignored targets).
+    assert bytes_seen[0][1] > 4 * 64 and bytes_seen[1][1] > bytes_seen[0][1]
+
+
+def test_ui_serves_the_project_store_on_localhost(corpus):
+    import socket
+    import urllib.request
+
+    root, _ = corpus
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        first = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in first and uri in first
+        deadline, status = time.time() + 120, None
+        while time.time() < deadline and status is None:
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
