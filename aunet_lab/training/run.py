@@ -111,9 +111,11 @@ def _checkpoint_callback(run_dir: Path, every: int, val_every: int):
             tmp = run_dir / ".last.ckpt.tmp"
             trainer.save_checkpoint(tmp, weights_only=False)
             if trainer.is_global_zero:
-                os.replace(tmp, run_dir / "last.ckpt")
+                # Metrics first, then the checkpoint: a kill in between replays steps MLflow already
+                # holds, and a resumed run skips logging those (see MetricBuffer.skip_through).
                 if module.tracker is not None:
                     module.tracker.flush()
+                os.replace(tmp, run_dir / "last.ckpt")
             self.saved_step = step
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -216,9 +218,11 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         buffer.log({k: float(v) for k, v in dm.stats().items() if isinstance(v, (int, float))}, 0)
         buffer.log({"compute/flops_per_byte": module.flops_per_byte}, 0)
         buffer.flush()
+        logged_through = -1
     else:
         client.set_terminated(run_id, "RUNNING")
-    module.tracker = MetricBuffer(client, run_id)
+        logged_through = max((m.step for m in client.get_metric_history(run_id, "train/loss")), default=-1)
+    module.tracker = MetricBuffer(client, run_id, logged_through)
 
     val_every = config.trainer.val_every
     callbacks = [_checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every)]

@@ -69,14 +69,18 @@ def experiment_id(client, name: str, uri: str) -> str:
 class MetricBuffer:
     """Collects metrics by step; ``flush`` writes them to the run in batches."""
 
-    def __init__(self, client, run_id: str):
+    def __init__(self, client, run_id: str, skip_through: int = -1):
         self.client = client
         self.run_id = run_id
         self.pending: list = []
+        # Steps MLflow already holds (a resumed run replays them from its checkpoint): not logged again.
+        self.skip_through = skip_through
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
+        if step <= self.skip_through:
+            return
         now = int(time.time() * 1000)
         for key, value in metrics.items():
             value = float(value)
