@@ -249,9 +249,15 @@ def test_generate_cli_from_a_checkpoint(corpus):
     root, _ = corpus
     path = write_config(root, "generate-run", trainer__max_steps=10)
     assert cli("train", str(path)).returncode == 0
-    result = cli("generate", str(root / "runs" / "generate-run" / "final.ckpt"), "--prompt", "the cat", "--max-new", "20")
+    final = root / "runs" / "generate-run" / "final.ckpt"
+    result = cli("generate", str(final), "--prompt", "the cat", "--max-new", "20")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("the cat")
+    truncated = root / "truncated.ckpt"
+    truncated.write_bytes(final.read_bytes()[: final.stat().st_size // 2])
+    result = cli("generate", str(truncated), "--prompt", "x")
+    assert result.returncode == 2 and "corrupt or truncated" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_gradient_accumulation_logs_one_point_per_optimizer_step(corpus):
