@@ -145,6 +145,11 @@ def _convert(value: Any, tp, where: str, source: str):
             raise ConfigError(f"{source}: {where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads 3e-3 (no dot) as a string
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {where}: expected a number, got {value!r}")
         return float(value)

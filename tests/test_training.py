@@ -207,42 +207,48 @@ def test_bad_input_exits_2_with_one_line(corpus, tmp_path):
     assert not (root / "runs" / "bad-input").exists() or not (root / "runs" / "bad-input" / "last.ckpt").exists()
 
 
-def test_killed_and_resumed_run_matches_an_uninterrupted_one_bit_for_bit(corpus):
-    root, _ = corpus
-    steps = 60
-    reference = write_config(root, "resume-reference", trainer__max_steps=steps)
-    result = cli("train", str(reference))
-    assert result.returncode == 0, result.stderr[-3000:]
-    ref_id = (root / "runs" / "resume-reference" / "mlflow_run_id").read_text().strip()
-
-    killed = write_config(root, "resume-killed", trainer__max_steps=steps)
-    run_dir = root / "runs" / "resume-killed"
-    kill_after = random.Random().randint(12, 45)
-    proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "train", str(killed)],
+def _train_and_kill(root: Path, config: Path, run_dir: Path, kill_after: int, steps: int) -> str:
+    proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "train", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
     deadline = time.time() + 300
-    killed_id = None
+    run_id = None
     while time.time() < deadline and proc.poll() is None:
         if (run_dir / "mlflow_run_id").is_file():
-            killed_id = (run_dir / "mlflow_run_id").read_text().strip()
-            done = losses(root, killed_id)
+            run_id = (run_dir / "mlflow_run_id").read_text().strip()
+            done = losses(root, run_id)
             if done and done[-1][0] >= kill_after:
                 break
         time.sleep(0.05)
     assert proc.poll() is None, "training finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)  # from outside the training process
     proc.wait()
-    partial = losses(root, killed_id)
+    partial = losses(root, run_id)
     assert partial and partial[-1][0] < steps
-    resumed = cli("train", str(killed), "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    final = losses(root, killed_id)
+    return run_id
+
+
+def test_killed_and_resumed_runs_match_an_uninterrupted_one_bit_for_bit(corpus):
+    root, _ = corpus
+    steps = 70  # about 50 steps per pass over the budget: the runs cross into a second epoch
+    reference = write_config(root, "resume-reference", trainer__max_steps=steps)
+    result = cli("train", str(reference))
+    assert result.returncode == 0, result.stderr[-3000:]
+    ref_id = (root / "runs" / "resume-reference" / "mlflow_run_id").read_text().strip()
     reference_losses = losses(root, ref_id)
-    assert [s for s, _ in final] == list(range(1, steps + 1))  # every step once: none skipped or repeated
-    assert final == reference_losses  # bit-identical
-    run = client(root).get_run(killed_id)
-    assert run.info.status == "FINISHED"
-    assert [s for s, _ in sorted((m.step, m.value) for m in client(root).get_metric_history(killed_id, "val/bpb"))] == [20, 40, 60]
+    rng = random.Random()
+    # One kill early in the first pass over the data, one in the second pass.
+    for name, kill_after in (("resume-early", rng.randint(8, 20)), ("resume-late", rng.randint(52, 58))):
+        config = write_config(root, name, trainer__max_steps=steps)
+        run_id = _train_and_kill(root, config, root / "runs" / name, kill_after, steps)
+        resumed = cli("train", str(config), "--resume")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        final = losses(root, run_id)
+        assert [s for s, _ in final] == list(range(1, steps + 1)), name  # every step once
+        assert final == reference_losses, (name, kill_after)  # bit-identical
+        run = client(root).get_run(run_id)
+        assert run.info.status == "FINISHED"
+        val_steps = sorted(m.step for m in client(root).get_metric_history(run_id, "val/bpb"))
+        assert val_steps == [20, 40, 60], name
 
 
 def test_generate_cli_from_a_checkpoint(corpus):

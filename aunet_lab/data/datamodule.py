@@ -249,7 +249,9 @@ class FromIndexSampler(Sampler):
         return iter(range(start, self.n))
 
     def __len__(self) -> int:
-        return max(0, self.n - self.start)
+        # The whole pass, even when resuming inside it: Lightning restores how many batches of the
+        # epoch were done and counts the remaining ones against this length.
+        return self.n
 
 
 def _lightning_base():

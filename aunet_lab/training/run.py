@@ -133,7 +133,11 @@ def _checkpoint_callback(run_dir: Path, every: int, val_every: int):
 
 def train(config: TrainConfig, resume: bool = False, init_from: str | None = None, parent_run_id: str | None = None,
           extra_tags: dict | None = None) -> RunResult:
+    import warnings
+
     import lightning.pytorch as pl
+
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     from lightning.pytorch.callbacks import RichProgressBar
 
     from aunet_lab.data.datamodule import AUNetDataModule
