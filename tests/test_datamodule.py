@@ -1,45 +1,15 @@
 """BPE byte accounting and the DataModule, on a small prepared fixture corpus in four scripts."""
 
-import json
-import random
-
 import pytest
 import torch
-import yaml
 
 from aunet_lab.data.bpe import train_bpe
-from aunet_lab.data.corpus import prepare
 from aunet_lab.data.datamodule import AUNetDataModule, DataConfig, DataConfigError, parse_bytes
-from aunet_lab.data.manifest import load_manifest
-
-WORDS = {
-    "en": "the cat sat on a mat and then it rained over 12 green hills".split(),
-    "fr": "le chat était assis sur un tapis puis il a plu sur 12 collines vertes".split(),
-    "ru": "кошка сидела на коврике а потом пошёл дождь над 12 зелёными холмами".split(),
-    "zh-CN": list("猫坐在垫子上然后在十二座绿色的山上下起了雨"),
-}
-
+from corpora import WORDS, make_corpus
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dm")
-    rng = random.Random(0)
-    for tag, words in WORDS.items():
-        folder = root / "src" / tag
-        folder.mkdir(parents=True)
-        sep = "" if tag == "zh-CN" else " "
-        with (folder / "docs.jsonl").open("w", encoding="utf-8") as fh:
-            for i in range(80):
-                sentences = [sep.join(rng.choice(words) for _ in range(rng.randint(4, 12))) for _ in range(rng.randint(1, 6))]
-                fh.write(json.dumps({"id": f"doc{i:03d}", "text": "\n".join(sentences)}, ensure_ascii=False) + "\n")
-    path = root / "fixture.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "dm-fixture", "licence": "CC0", "attribution": "tests", "languages": list(WORDS),
-        "split": {"val": 0.1, "test": 0.1, "seed": 1},
-        "sources": [{"kind": "local", "reader": "jsonl", "paths": str(root / "src/{tag}/*.jsonl"), "id_field": "id"}]}))
-    cache = root / "cache"
-    prepare(load_manifest(path), cache)
-    return path, cache
+    return make_corpus(tmp_path_factory.mktemp("dm"), list(WORDS), 80, name="dm-fixture")
 
 
 def module(corpus, **overrides) -> AUNetDataModule:

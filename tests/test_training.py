@@ -15,34 +15,15 @@ import torch
 import yaml
 
 from aunet_lab.config import load_config
-from aunet_lab.data.corpus import prepare
-from aunet_lab.data.manifest import load_manifest
+from corpora import make_corpus
 
-WORDS = {
-    "en": "the cat sat on a mat and then it rained over 12 green hills".split(),
-    "fr": "le chat était assis sur un tapis puis il a plu sur 12 collines vertes".split(),
-    "zh-CN": list("猫坐在垫子上然后在十二座绿色的山上下起了雨"),
-}
+LANGUAGES = ["en", "fr", "zh-CN"]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    rng = random.Random(0)
-    for tag, words in WORDS.items():
-        folder = root / "src" / tag
-        folder.mkdir(parents=True)
-        sep = "" if tag == "zh-CN" else " "
-        with (folder / "docs.jsonl").open("w", encoding="utf-8") as fh:
-            for i in range(60):
-                sentences = [sep.join(rng.choice(words) for _ in range(rng.randint(4, 10))) for _ in range(rng.randint(2, 5))]
-                fh.write(json.dumps({"id": f"d{i:03d}", "text": "\n".join(sentences)}, ensure_ascii=False) + "\n")
-    manifest = root / "corpus.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "name": "train-fixture", "licence": "CC0", "attribution": "tests", "languages": list(WORDS),
-        "split": {"val": 0.15, "test": 0.15, "seed": 0},
-        "sources": [{"kind": "local", "reader": "jsonl", "paths": str(root / "src/{tag}/*.jsonl"), "id_field": "id"}]}))
-    prepare(load_manifest(manifest), root / "cache")
+    manifest, _ = make_corpus(root, LANGUAGES, 60, (4, 10), (2, 5), {"val": 0.15, "test": 0.15, "seed": 0}, "corpus")
     return root, manifest
 
 
