@@ -246,6 +246,22 @@ def cmd_ui(args) -> int:
         return 0
 
 
+def cmd_peak(args) -> int:
+    import torch
+
+    from aunet_lab.data.corpus import default_cache
+    from aunet_lab.training.callbacks import measure_peak_flops, save_peak
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    result = measure_peak_flops(dtype, device, args.max_size, args.repeats)
+    cache = args.cache or default_cache()
+    save_peak(cache, result)
+    print(f"peak {result['flops'] / 1e9:.1f} GFLOP/s ({args.dtype} matmul {result['size']}x{result['size']} on "
+          f"{device}, {result['threads']} threads); saved to {cache}/peak_flops.json for MFU")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from aunet_lab.demo import run_demo
 
@@ -306,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("peak", help="measure this machine's peak matmul FLOP/s once, for MFU")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--max-size", type=int, default=4096, help="largest square matmul in the sweep")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cache", type=Path, help="where the result is kept (default $AUNET_LAB_CACHE or ~/.cache/aunet_lab)")
+    p.set_defaults(func=cmd_peak)
 
     p = sub.add_parser("demo", help="the main job on embedded data: split functions, then a tiny AU-Net trained")
     p.set_defaults(func=cmd_demo)

@@ -77,6 +77,7 @@ class TrainerConfig:
     samples: int = 2  # sample generations logged at the end
     sample_bytes: int = 120
     progress: bool = True
+    peak_flops: float | None = None  # per device, for MFU; default: what `aunet-lab peak` measured, if anything
 
 
 @dataclass

@@ -112,7 +112,7 @@ def test_mlflow_run_contents(corpus, arch):
     from aunet_lab.training.run import train
 
     root, _ = corpus
-    result = train(load_config(write_config(root, f"contents-{arch}", arch)))
+    result = train(load_config(write_config(root, f"contents-{arch}", arch, trainer__peak_flops=1.0e11)))
     run = client(root).get_run(result.run_id)
     assert run.info.status == "FINISHED"
     params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
@@ -120,6 +120,7 @@ def test_mlflow_run_contents(corpus, arch):
     assert tags["aunet.arch"] == arch and tags["aunet.languages"] == "en,fr,zh-CN"
     assert tags["git.commit"] and tags["data.hash"] and tags["mlflow.runName"] == f"contents-{arch}"
     for key in ("train/loss", "train/lr", "train/grad_norm", "data/bytes_seen", "compute/flops", "val/bpb",
+                "throughput/bytes_per_s", "throughput/tokens_per_s", "throughput/flops_per_s", "throughput/mfu",
                 "val/bpb_macro", "val/bpb/fr", "test/bpb/zh-CN", "data/epochs", "compute/flops_per_byte"):
         assert key in metrics, key
     history = losses(root, result.run_id)
@@ -284,3 +285,40 @@ def test_ui_serves_the_project_store_on_localhost(corpus):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_throughput_callback_against_a_hand_count():
+    from types import SimpleNamespace
+
+    from aunet_lab.training.callbacks import Throughput
+
+    times = iter([10.0, 10.5, 11.5])  # step ends, seconds
+    callback = Throughput(peak_flops=1e9, clock=lambda: next(times))
+    trainer = SimpleNamespace(global_step=0, world_size=2)
+    module = SimpleNamespace(flops_per_byte=1000.0, head_flops_per_byte=500.0, _pending={})
+
+    def batch(nbytes, tokens):
+        row = torch.zeros(tokens, dtype=torch.long)
+        row[:nbytes] = 1
+        return {"target_bytes": row.unsqueeze(0), "input_ids": torch.zeros(1, tokens, dtype=torch.long)}
+
+    # Step 1 (start-up, not reported), then step 2 made of two accumulated batches.
+    trainer.global_step = 1
+    callback.on_train_batch_end(trainer, module, None, batch(100, 120), 0)
+    assert module._pending == {}
+    trainer.global_step = 1
+    callback.on_train_batch_end(trainer, module, None, batch(300, 320), 1)  # accumulating: same step
+    trainer.global_step = 2
+    callback.on_train_batch_end(trainer, module, None, batch(200, 220), 2)
+    # 500 bytes and 540 tokens per process in 0.5 s, two processes.
+    assert module._pending["throughput/bytes_per_s"] == pytest.approx(500 * 2 / 0.5)
+    assert module._pending["throughput/tokens_per_s"] == pytest.approx(540 * 2 / 0.5)
+    assert module._pending["throughput/flops_per_s"] == pytest.approx(2000 * 1500)
+    assert module._pending["throughput/mfu"] == pytest.approx(2000 * 1500 / (1e9 * 2))
+
+
+def test_peak_command_measures_and_saves(tmp_path):
+    result = cli("peak", "--max-size", "256", "--repeats", "1", "--cache", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "peak_flops.json").read_text())
+    assert saved["cpu:float32"]["flops"] > 1e8 and saved["cpu:float32"]["size"] == 256

@@ -50,6 +50,7 @@ class LMModule(pl.LightningModule):
         report = flops_per_byte(self.model.config, seq, bytes_per_token=bytes_per_token or 4.56) if not self.is_aunet \
             else flops_per_byte(self.model.config, seq)
         self.flops_per_byte = report.total
+        self.head_flops_per_byte = report.head
         self.val_languages = list(val_languages or [])
         self.test_languages = list(test_languages or [])
         self.val_bpb = torch.nn.ModuleDict({lang: BitsPerByte() for lang in self.val_languages})

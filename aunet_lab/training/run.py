@@ -229,14 +229,22 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     module.tracker = MetricBuffer(client, run_id, logged_through)
 
     val_every = config.trainer.val_every
-    callbacks = [_checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every)]
+    from aunet_lab.data.corpus import default_cache
+    from aunet_lab.training.callbacks import Throughput, load_peak
+
+    precision = _precision(config.trainer.precision)
+    device = "cuda" if torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu"
+    dtype = "bfloat16" if precision.startswith("bf16") else "float32"
+    peak = config.trainer.peak_flops or load_peak(Path(config.data.cache or default_cache()), dtype, device)
+    # Throughput first: its numbers join the step's metrics before the checkpoint commits them.
+    callbacks = [Throughput(peak), _checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every)]
     progress = config.trainer.progress and sys.stderr.isatty()
     if progress:
         callbacks.append(RichProgressBar())
     trainer = pl.Trainer(
         max_steps=max_steps, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
         strategy=config.trainer.strategy, num_nodes=config.trainer.num_nodes,
-        precision=_precision(config.trainer.precision), gradient_clip_val=config.optim.grad_clip or None,
+        precision=precision, gradient_clip_val=config.optim.grad_clip or None,
         accumulate_grad_batches=accumulate, deterministic=config.trainer.deterministic, logger=False,
         callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
         val_check_interval=(val_every * accumulate) if val_every else None, check_val_every_n_epoch=None,

@@ -1,0 +1,90 @@
+"""Training callbacks: throughput and MFU from the analytic FLOPs per byte, and the peak to divide by."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+
+def measure_peak_flops(dtype: torch.dtype = torch.float32, device: str = "cpu", max_size: int = 4096,
+                       repeats: int = 3) -> dict:
+    """Best achieved FLOP/s of square matmuls (sizes 256 ... ``max_size``) in ``dtype`` on ``device``:
+    the peak that MFU divides by. Returns ``{"flops": best, "size": n, "dtype": ..., "device": ...}``."""
+    best, best_n = 0.0, 0
+    n = 256
+    while n <= max_size:
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
+        torch.mm(a, b)  # warm-up
+        for _ in range(repeats):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            torch.mm(a, b)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+            flops = 2 * n**3 / max(elapsed, 1e-12)
+            if flops > best:
+                best, best_n = flops, n
+        n *= 2
+    return {"flops": best, "size": best_n, "dtype": str(dtype).replace("torch.", ""), "device": device,
+            "threads": torch.get_num_threads()}
+
+
+def peak_file(cache: Path) -> Path:
+    return Path(cache) / "peak_flops.json"
+
+
+def load_peak(cache: Path, dtype: str, device: str) -> float | None:
+    path = peak_file(cache)
+    if not path.is_file():
+        return None
+    entries = json.loads(path.read_text())
+    return entries.get(f"{device}:{dtype}", {}).get("flops")
+
+
+def save_peak(cache: Path, result: dict) -> None:
+    path = peak_file(cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = json.loads(path.read_text()) if path.is_file() else {}
+    entries[f"{result['device']}:{result['dtype']}"] = result
+    path.write_text(json.dumps(entries, indent=1))
+
+
+class Throughput(pl.Callback):
+    """Per optimizer step: bytes/s and tokens/s (inputs per second), achieved FLOP/s from the analytic
+    FLOPs per byte (head included: it is work the hardware does), and MFU against ``peak_flops`` per
+    device. The interval runs from one step's end to the next, so data loading counts; the first
+    step (start-up) is not reported. Counts are global (times the number of processes)."""
+
+    def __init__(self, peak_flops: float | None = None, clock=time.perf_counter):
+        self.peak_flops = peak_flops
+        self.clock = clock
+        self.last_end: float | None = None
+        self.last_step = 0
+        self.bytes = 0
+        self.tokens = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.bytes += int(batch["target_bytes"].sum())
+        self.tokens += int(batch["input_ids"].numel())
+        if trainer.global_step == self.last_step:
+            return  # still accumulating gradients
+        now = self.clock()
+        world = max(1, trainer.world_size)
+        if self.last_end is not None and now > self.last_end:
+            elapsed = now - self.last_end
+            bytes_per_s = self.bytes * world / elapsed
+            flops = bytes_per_s * (pl_module.flops_per_byte + pl_module.head_flops_per_byte)
+            metrics = {"throughput/bytes_per_s": bytes_per_s, "throughput/tokens_per_s": self.tokens * world / elapsed,
+                       "throughput/flops_per_s": flops}
+            if self.peak_flops:
+                metrics["throughput/mfu"] = flops / (self.peak_flops * world)
+            pl_module._pending.update(metrics)
+        self.last_end, self.last_step = now, trainer.global_step
+        self.bytes = self.tokens = 0
