@@ -186,3 +186,23 @@ def test_measured_units_feed_compute_matching(corpus):
     matched = match_compute(1e12, 10.0, stages=(2,), vocab_size=300, seq_len_bytes=256, head_dim=16,
                             width_multiple=16, byte_layers=1, byte_window=64, ffn_multiple_of=16, measured=measured)
     assert matched.bytes_per_token == measured["all"]["bytes_per_token"]
+
+
+@pytest.mark.parametrize("n, batch, world, start", [(37, 8, 2, 0), (40, 8, 4, 16), (40, 6, 2, 0), (41, 4, 1, 8)])
+def test_processes_split_the_stream_without_overlap(n, batch, world, start):
+    from aunet_lab.data.datamodule import FromIndexSampler, StridedSampler
+
+    single = list(FromIndexSampler(n, start, 0, 1, batch))
+    shares = [list(FromIndexSampler(n, start, r, world, batch)) for r in range(world)]
+    flat = [i for share in shares for i in share]
+    assert len(flat) == len(set(flat))  # no window read twice
+    full = (n // batch) * batch if world > 1 else n
+    assert sorted(flat) == [i for i in single if i < full]
+    share = batch // world
+    for r, indices in enumerate(shares):  # rank r holds the r-th slice of every global batch
+        assert all((i % batch) // share == r for i in indices)
+        assert len({len(s) for s in shares}) == 1
+    evaluated = sorted(i for r in range(world) for i in StridedSampler(n, r, world))
+    assert evaluated == list(range(n))
+    with pytest.raises(DataConfigError, match="data.batch_size"):
+        FromIndexSampler(n, 0, 0, 3, 8)

@@ -237,21 +237,48 @@ class WindowDataset(Dataset):
 
 
 class FromIndexSampler(Sampler):
-    """Sequential indices, the stream order. The first pass starts at ``start`` (a resumed run's next
+    """The stream order, one process's share of it. Global batch g holds windows
+    ``[g * batch, (g + 1) * batch)``; process ``rank`` of ``world`` takes its contiguous slice of
+    ``batch // world`` windows, so the processes never overlap and together read exactly what one
+    process would. With several processes a last, partial global batch is left out (every process
+    needs the same number of batches). The first pass starts at ``start`` (a resumed run's next
     window); later passes (a training longer than the stream) start at 0."""
 
-    def __init__(self, n: int, start: int = 0):
-        self.n = n
+    def __init__(self, n: int, start: int = 0, rank: int = 0, world: int = 1, batch: int = 1):
+        if batch % world:
+            raise DataConfigError(f"data.batch_size: {batch} windows do not split evenly over {world} processes")
+        self.n, self.rank, self.world, self.batch = n, rank, world, batch
         self.start = start if 0 <= start < n else 0
+
+    def _indices(self, start: int):
+        share = self.batch // self.world
+        end = self.n if self.world == 1 else (self.n // self.batch) * self.batch
+        for first in range(start - start % self.batch, end, self.batch):
+            lo = max(first + self.rank * share, start)
+            yield from range(lo, min(first + (self.rank + 1) * share, end))
 
     def __iter__(self):
         start, self.start = self.start, 0
-        return iter(range(start, self.n))
+        return iter(self._indices(start))
 
     def __len__(self) -> int:
         # The whole pass, even when resuming inside it: Lightning restores how many batches of the
         # epoch were done and counts the remaining ones against this length.
-        return self.n
+        return sum(1 for _ in self._indices(0))
+
+
+class StridedSampler(Sampler):
+    """Evaluation: process ``rank`` takes windows ``rank, rank + world, ...``; no padding, so every
+    window is counted exactly once over all processes."""
+
+    def __init__(self, n: int, rank: int = 0, world: int = 1):
+        self.n, self.rank, self.world = n, rank, world
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
 
 
 def _lightning_base():
@@ -335,15 +362,25 @@ class AUNetDataModule(_lightning_base()):
         return max(8, round(cfg.window_bytes * n_tokens / max(n_bytes, 1)))
 
     # ---------------------------------------------------------------- loaders
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
     def train_dataloader(self) -> DataLoader:
+        """``data.batch_size`` is the global batch: each of N processes reads batch_size / N windows."""
         self.setup()
-        sampler = FromIndexSampler(len(self.train_set), self.next_window)
-        return DataLoader(self.train_set, batch_size=self.config.batch_size, sampler=sampler,
+        rank, world = self._rank_world()
+        sampler = FromIndexSampler(len(self.train_set), self.next_window, rank, world, self.config.batch_size)
+        return DataLoader(self.train_set, batch_size=self.config.batch_size // world, sampler=sampler,
                           num_workers=self.config.num_workers, drop_last=False)
 
     def _eval_loaders(self, split: str) -> list[DataLoader]:
         self.setup()
-        return [DataLoader(ds, batch_size=self.config.batch_size, shuffle=False, num_workers=self.config.num_workers)
+        rank, world = self._rank_world()
+        return [DataLoader(ds, batch_size=self.config.batch_size, sampler=StridedSampler(len(ds), rank, world),
+                           num_workers=self.config.num_workers)
                 for ds in self.eval_sets[split].values()]
 
     def val_dataloader(self) -> list[DataLoader]:
@@ -358,8 +395,10 @@ class AUNetDataModule(_lightning_base()):
 
     # ---------------------------------------------------------------- state
     def advance(self, batch: dict) -> None:
-        """Record that a training batch was consumed (Lightning calls this through the hook)."""
-        self.next_window = int(batch["index"].max()) + 1
+        """Record that a training batch was consumed (Lightning calls this through the hook): the
+        next window is the start of the next global batch, the same on every process."""
+        size = self.config.batch_size
+        self.next_window = (int(batch["index"].max()) // size + 1) * size
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         trainer = getattr(self, "trainer", None)

@@ -250,6 +250,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         val_check_interval=(val_every * accumulate) if val_every else None, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, max_epochs=-1, log_every_n_steps=config.trainer.log_every,
         limit_val_batches=config.trainer.limit_val_batches, limit_test_batches=config.trainer.limit_test_batches,
+        use_distributed_sampler=False,  # the DataModule splits the stream across processes itself
     )
     status, final_loss = "FINISHED", None
     try:
