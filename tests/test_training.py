@@ -322,3 +322,33 @@ def test_peak_command_measures_and_saves(tmp_path):
     assert result.returncode == 0, result.stderr
     saved = json.loads((tmp_path / "peak_flops.json").read_text())
     assert saved["cpu:float32"]["flops"] > 1e8 and saved["cpu:float32"]["size"] == 256
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus):
+    root, _ = corpus
+    common = dict(trainer__max_steps=12, trainer__val_every=6, trainer__checkpoint_every=6, trainer__accelerator="cpu",
+                  trainer__samples=0)
+    single = write_config(root, "ddp-single", **common)
+    double = write_config(root, "ddp-double", trainer__devices=2, trainer__strategy="ddp", **common)
+    for path in (single, double):
+        # Launched as a subprocess; Lightning starts the second process by re-running this command.
+        result = cli("train", str(path), timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "MEMBER: 2/2" in result.stderr and "Starting with 2 processes" in result.stderr
+    ids = {name: (root / "runs" / name / "mlflow_run_id").read_text().strip() for name in ("ddp-single", "ddp-double")}
+    one, two = losses(root, ids["ddp-single"]), losses(root, ids["ddp-double"])
+    assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, 13))
+    for (_, a), (_, b) in zip(one, two):
+        assert abs(a - b) <= 1e-4 * abs(a), (a, b)
+    # Validation counts every held-out byte once over both processes: the same BPB as one process.
+    for key in ("val/bpb", "val/bpb/fr", "test/bpb/zh-CN"):
+        a = client(root).get_metric_history(ids["ddp-single"], key)[-1].value
+        b = client(root).get_metric_history(ids["ddp-double"], key)[-1].value
+        assert abs(a - b) <= 1e-4 * a, (key, a, b)
+    bytes_a = client(root).get_metric_history(ids["ddp-single"], "data/bytes_seen")
+    bytes_b = client(root).get_metric_history(ids["ddp-double"], "data/bytes_seen")
+    assert sorted(m.value for m in bytes_a) == sorted(m.value for m in bytes_b)
+    # Only the first process tracked: one MLflow run of that name.
+    runs = client(root).search_runs([client(root).get_experiment_by_name("aunet-lab").experiment_id],
+                                    "attributes.run_name = 'ddp-double'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"

@@ -74,16 +74,27 @@ class LMModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int):
         logits = self.logits(batch)
         targets = batch["targets"]
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-        if not torch.isfinite(loss):
-            self.failure = f"non-finite loss ({loss.item()}) at step {self.global_step}"
+        nll = token_nll(logits, targets)
+        counted = (targets != -100)
+        nbytes = batch["target_bytes"]
+        # Sums over every process, so that N processes reproduce one process with the same global
+        # batch: each process's loss is its NLL sum over the global target count, times N (DDP
+        # averages gradients over processes).
+        totals = torch.stack([nll.detach().double().sum(), counted.sum().double(),
+                              (nll.detach().double() * (nbytes > 0)).sum(), nbytes.sum().double()])
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world > 1:
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        global_nll, global_count, global_byte_nll, global_bytes = (float(v) for v in totals)
+        loss = nll.sum() * world / max(global_count, 1.0)
+        if not math.isfinite(global_nll):
+            self.failure = f"non-finite loss ({global_nll / max(global_count, 1.0)}) at step {self.global_step}"
             raise NonFiniteLoss(self.failure)
-        step_bytes = int(batch["target_bytes"].sum())
-        self.bytes_seen += step_bytes * self.trainer.world_size
+        step_bytes = int(global_bytes)
+        self.bytes_seen += step_bytes
         metrics = {
-            "train/loss": loss.detach().item(),
-            "train/bpb": float(token_nll(logits.detach(), targets).double().mul(batch["target_bytes"] > 0).sum()
-                               / (math.log(2) * max(step_bytes, 1))),
+            "train/loss": global_nll / max(global_count, 1.0),
+            "train/bpb": global_byte_nll / (math.log(2) * max(global_bytes, 1.0)),
             "train/lr": self.optimizers().param_groups[0]["lr"] if self._trainer is not None else 0.0,
             "data/bytes_seen": float(self.bytes_seen),
             "compute/flops": float(self.bytes_seen * self.flops_per_byte),
@@ -93,7 +104,7 @@ class LMModule(pl.LightningModule):
                 metrics[f"aunet/units_per_byte/stage{k}"] = float(kept) / max(step_bytes, 1)
                 metrics[f"aunet/dropped/stage{k}"] = float(dropped)
         self._pending = metrics
-        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        self.log("loss", metrics["train/loss"], prog_bar=True, logger=False)
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -128,14 +139,14 @@ class LMModule(pl.LightningModule):
     def _summarise(self, metrics, prefix: str) -> dict[str, float]:
         out, nll, nbytes = {}, 0.0, 0
         for lang, metric in metrics.items():
-            if int(metric.nbytes) == 0:
-                metric.reset()
-                continue
-            value = float(metric.compute())
-            out[f"{prefix}/bpb/{lang}"] = value
-            nll += float(metric.nll)
-            nbytes += int(metric.nbytes)
+            with metric.sync_context(should_sync=self._trainer is not None and self.trainer.world_size > 1):
+                lang_nll, lang_bytes = float(metric.nll), int(metric.nbytes)  # summed over processes
             metric.reset()
+            if lang_bytes == 0:
+                continue
+            out[f"{prefix}/bpb/{lang}"] = lang_nll / (math.log(2) * lang_bytes)
+            nll += lang_nll
+            nbytes += lang_bytes
         per_lang = [v for k, v in out.items()]
         if nbytes:
             out[f"{prefix}/bpb"] = nll / (math.log(2) * nbytes)  # micro: all bytes pooled

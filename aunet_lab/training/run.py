@@ -131,6 +131,15 @@ def _checkpoint_callback(run_dir: Path, every: int, val_every: int):
     return CheckpointAndCommit()
 
 
+def is_launcher_process() -> bool:
+    """True in the process the user started; False in the extra processes a multi-process launch
+    (Lightning's DDP launcher, torchrun, SLURM) starts, which must not create or write MLflow runs."""
+    for key in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
+        if int(os.environ.get(key, "0") or 0) != 0:
+            return False
+    return True
+
+
 def train(config: TrainConfig, resume: bool = False, init_from: str | None = None, parent_run_id: str | None = None,
           extra_tags: dict | None = None) -> RunResult:
     import warnings
@@ -199,7 +208,11 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         tags["aunet.init_from"] = str(init_from)
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    if run_id is None:
+    main = is_launcher_process()
+    if not main:
+        run_id = run_id or "(rank>0)"
+        logged_through = -1
+    elif run_id is None:
         run = client.create_run(exp, run_name=name, tags=tags)
         run_id = run.info.run_id
         (run_dir / "mlflow_run_id").write_text(run_id + "\n")
@@ -226,7 +239,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     else:
         client.set_terminated(run_id, "RUNNING")
         logged_through = max((m.step for m in client.get_metric_history(run_id, "train/loss")), default=-1)
-    module.tracker = MetricBuffer(client, run_id, logged_through)
+    module.tracker = MetricBuffer(client, run_id, logged_through) if main else None
 
     val_every = config.trainer.val_every
     from aunet_lab.data.corpus import default_cache
@@ -257,16 +270,21 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
         if config.trainer.test_at_end and dm.eval_sets.get("test"):
             trainer.test(module, datamodule=dm, verbose=False)
+        trainer.save_checkpoint(run_dir / "final.ckpt", weights_only=False)  # collective: every process
+        if not trainer.is_global_zero:
+            return RunResult(run_id, run_dir, status, None, {}, {}, trainer.global_step)
         module.tracker.flush()
         _final_artifacts(config, module, dm, client, run_id, run_dir, trainer)
     except NonFiniteLoss as err:
         status = "FAILED"
-        module.tracker.flush()
-        client.set_tag(run_id, "aunet.failure", str(err))
-        client.set_terminated(run_id, status)
+        if module.tracker is not None:
+            module.tracker.flush()
+            client.set_tag(run_id, "aunet.failure", str(err))
+            client.set_terminated(run_id, status)
         raise
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        if module.tracker is not None:
+            client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, status)
     history = client.get_metric_history(run_id, "train/loss")
@@ -277,8 +295,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
 
 
 def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> None:
-    """Final checkpoint, sample generations and the per-language BPB table."""
-    trainer.save_checkpoint(run_dir / "final.ckpt", weights_only=False)
+    """Final checkpoint, sample generations and the per-language BPB table (rank 0 only)."""
     client.log_artifact(run_id, str(run_dir / "final.ckpt"), "checkpoints")
     rows = []
     for split, results in (("val", getattr(module, "last_val", {})), ("test", getattr(module, "last_test", {}))):
