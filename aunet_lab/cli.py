@@ -214,6 +214,8 @@ def cmd_train(args) -> int:
     except NonFiniteLoss as err:
         print(f"error: training stopped: {err} (recorded on the MLflow run as aunet.failure)", file=sys.stderr)
         return 1
+    if result.final_loss is None:  # a second process of a multi-process run: the first one reports
+        return 0
     summary = ", ".join(f"{k} {v:.4f}" for k, v in {**result.val, **result.test}.items() if k.count("/") == 1)
     print(f"run {result.run_id} ({result.run_dir}): {result.steps} steps, final loss {result.final_loss:.4f}; {summary}")
     return 0

@@ -352,3 +352,22 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus):
     runs = client(root).search_runs([client(root).get_experiment_by_name("aunet-lab").experiment_id],
                                     "attributes.run_name = 'ddp-double'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+    # The same two processes started by torchrun (the multi-node launch path, on one node).
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    elastic = write_config(root, "ddp-torchrun", trainer__devices=2, trainer__strategy="ddp", **common)
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                             "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "aunet_lab.cli", "train",
+                             str(elastic)], capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_id = (root / "runs" / "ddp-torchrun" / "mlflow_run_id").read_text().strip()
+    for (_, a), (_, b) in zip(one, losses(root, run_id)):
+        assert abs(a - b) <= 1e-4 * abs(a), (a, b)
+    runs = client(root).search_runs([client(root).get_experiment_by_name("aunet-lab").experiment_id],
+                                    "attributes.run_name = 'ddp-torchrun'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
