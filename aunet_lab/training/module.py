@@ -33,7 +33,7 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
 
 
 class NonFiniteLoss(RuntimeError):
-    pass
+    """The training loss became NaN or infinite; the message says at which step."""
 
 
 class LMModule(pl.LightningModule):
