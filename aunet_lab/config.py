@@ -69,8 +69,10 @@ class TrainerConfig:
     deterministic: bool = True
     accelerator: str = "auto"
     devices: int | str = 1
-    strategy: str = "auto"
+    strategy: str = "auto"  # auto, ddp, fsdp (Lightning's FSDPStrategy, GPUs), fsdp2 (ModelParallelStrategy, CPU or GPU)
     num_nodes: int = 1
+    sharding: str = "full"  # fsdp only: full, hybrid, grad_op, none
+    activation_checkpointing: bool = False  # fsdp and fsdp2: recompute each block's activations in backward
     limit_val_batches: int | None = None  # per language; None: the whole validation split
     limit_test_batches: int | None = None
     test_at_end: bool = True
@@ -78,6 +80,14 @@ class TrainerConfig:
     sample_bytes: int = 120
     progress: bool = True
     peak_flops: float | None = None  # per device, for MFU; default: what `aunet-lab peak` measured, if anything
+
+    def __post_init__(self):
+        from aunet_lab.training.strategy import SHARDING, STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.sharding not in SHARDING:
+            raise ValueError(f"sharding: expected one of {', '.join(SHARDING)}, got {self.sharding!r}")
 
 
 @dataclass

@@ -336,6 +336,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus):
         assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stderr and "Starting with 2 processes" in result.stderr
     ids = {name: (root / "runs" / name / "mlflow_run_id").read_text().strip() for name in ("ddp-single", "ddp-double")}
+    # Checkpoints fall on validation steps here (every 6, validation every 6): they must still be written.
+    assert (root / "runs" / "ddp-single" / "last.ckpt").is_file()
     one, two = losses(root, ids["ddp-single"]), losses(root, ids["ddp-double"])
     assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, 13))
     for (_, a), (_, b) in zip(one, two):
@@ -371,3 +373,42 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus):
     runs = client(root).search_runs([client(root).get_experiment_by_name("aunet-lab").experiment_id],
                                     "attributes.run_name = 'ddp-torchrun'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+def test_two_process_fsdp2_matches_one_process_and_resumes(corpus):
+    root, _ = corpus
+    common = dict(trainer__max_steps=12, trainer__val_every=6, trainer__checkpoint_every=6, trainer__accelerator="cpu",
+                  trainer__samples=0)
+    single = write_config(root, "fsdp-single", **common)
+    sharded = write_config(root, "fsdp2-double", trainer__devices=2, trainer__strategy="fsdp2", **common)
+    for path in (single, sharded):
+        result = cli("train", str(path), timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "Starting with 2 processes" in result.stderr
+    ids = {n: (root / "runs" / n / "mlflow_run_id").read_text().strip() for n in ("fsdp-single", "fsdp2-double")}
+    one, two = losses(root, ids["fsdp-single"]), losses(root, ids["fsdp2-double"])
+    assert [s for s, _ in two] == list(range(1, 13))
+    for (_, a), (_, b) in zip(one, two):
+        assert abs(a - b) <= 1e-4 * abs(a), (a, b)
+    for key in ("train/grad_norm", "val/bpb"):
+        a = client(root).get_metric_history(ids["fsdp-single"], key)[-1].value
+        b = client(root).get_metric_history(ids["fsdp2-double"], key)[-1].value
+        assert abs(a - b) <= 1e-4 * a, (key, a, b)
+    # The sharded run's checkpoint is one consolidated file that a single process loads.
+    from aunet_lab.training.run import load_checkpoint
+
+    state = load_checkpoint(root / "runs" / "fsdp2-double" / "final.ckpt")["state_dict"]
+    plain = load_checkpoint(root / "runs" / "fsdp-single" / "final.ckpt")["state_dict"]
+    assert state.keys() == plain.keys()
+    assert all(torch.allclose(state[k], plain[k], atol=1e-4) for k in plain)
+    result = cli("train", str(sharded), "--resume", "--set", "trainer.max_steps=14", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [s for s, _ in losses(root, ids["fsdp2-double"])] == list(range(1, 15))
+
+
+def test_unknown_strategy_is_a_config_error(corpus, tmp_path):
+    root, _ = corpus
+    path = write_config(root, "bad-strategy", trainer__strategy="fsdp3")
+    result = cli("train", str(path))
+    assert result.returncode == 2
+    assert "trainer: strategy: expected one of auto, ddp, fsdp, fsdp2, got 'fsdp3'" in result.stderr

@@ -107,10 +107,19 @@ class LMModule(pl.LightningModule):
         self.log("loss", metrics["train/loss"], prog_bar=True, logger=False)
         return loss
 
+    def configure_model(self) -> None:
+        if self.config.trainer.strategy != "fsdp2" or getattr(self, "_sharded", False):
+            return
+        from aunet_lab.training.strategy import shard_blocks
+
+        shard_blocks(self.model, self.device_mesh["data_parallel"], self.config.trainer.activation_checkpointing)
+        self._sharded = True
+
     def on_before_optimizer_step(self, optimizer) -> None:
         norms = [p.grad.detach().float().norm() for p in self.parameters() if p.grad is not None]
         if norms:
-            self._pending["train/grad_norm"] = float(torch.stack(norms).norm())
+            total = torch.stack([n.full_tensor() if hasattr(n, "full_tensor") else n for n in norms]).norm()
+            self._pending["train/grad_norm"] = float(total)
 
     def commit_step_metrics(self) -> None:
         """Hand this optimizer step's metrics to the tracker, once per step (after accumulation).

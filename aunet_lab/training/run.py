@@ -125,7 +125,7 @@ def _checkpoint_callback(run_dir: Path, every: int, val_every: int):
 
         def on_validation_end(self, trainer, module):
             step = trainer.global_step
-            if not trainer.sanity_checking and trainer.training and step and step % every == 0:
+            if not trainer.sanity_checking and trainer.state.fn == "fit" and step and step % every == 0:
                 self._save(trainer, module)
 
     return CheckpointAndCommit()
@@ -244,6 +244,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     val_every = config.trainer.val_every
     from aunet_lab.data.corpus import default_cache
     from aunet_lab.training.callbacks import Throughput, load_peak
+    from aunet_lab.training.strategy import build_strategy
 
     precision = _precision(config.trainer.precision)
     device = "cuda" if torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu"
@@ -256,7 +257,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         callbacks.append(RichProgressBar())
     trainer = pl.Trainer(
         max_steps=max_steps, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
-        strategy=config.trainer.strategy, num_nodes=config.trainer.num_nodes,
+        strategy=build_strategy(config.trainer), num_nodes=config.trainer.num_nodes,
         precision=precision, gradient_clip_val=config.optim.grad_clip or None,
         accumulate_grad_batches=accumulate, deterministic=config.trainer.deterministic, logger=False,
         callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
@@ -305,7 +306,16 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> No
                          ("all (micro)" if key.endswith("/bpb") else "all (macro)"), "bpb": value})
     (run_dir / "bpb_by_language.json").write_text(json.dumps(rows, indent=1))
     client.log_artifact(run_id, str(run_dir / "bpb_by_language.json"))
-    samples = sample_generations(module.model, dm, config.trainer.samples, config.trainer.sample_bytes)
+    model = module.model
+    if config.trainer.strategy in ("fsdp", "fsdp2"):
+        # Generation calls the model outside forward(), where sharded parameters are not gathered:
+        # sample from an unsharded copy built from the consolidated final checkpoint.
+        from aunet_lab.training.module import build_model
+
+        model = build_model(config, dm.tokenizer.vocab_size if dm.tokenizer is not None else None)
+        weights = load_checkpoint(run_dir / "final.ckpt")["state_dict"]
+        model.load_state_dict({k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")})
+    samples = sample_generations(model, dm, config.trainer.samples, config.trainer.sample_bytes)
     (run_dir / "samples.txt").write_text("\n\n".join(f"[{p!r}] -> {s!r}" for p, s in samples), encoding="utf-8")
     client.log_artifact(run_id, str(run_dir / "samples.txt"))
 
