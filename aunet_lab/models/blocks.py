@@ -82,15 +82,25 @@ def attention_mask(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int | None)
     return mask
 
 
-def _local_mask(blocks: int, window: int, device) -> torch.Tensor:
-    """[blocks, window, 2 * window]: a query at offset i of its block sees keys of the previous and
-    its own block that are at most ``window - 1`` positions back (none before the sequence start)."""
-    i = torch.arange(window, device=device).unsqueeze(1) + window
-    j = torch.arange(2 * window, device=device).unsqueeze(0)
-    diff = i - j
-    mask = ((diff >= 0) & (diff < window)).expand(blocks, window, 2 * window).clone()
-    mask[0, :, :window] = False
-    return mask
+_MASKS: dict = {}
+
+
+def _local_mask(blocks: int, window: int, device, dtype) -> torch.Tensor:
+    """Additive [blocks, 1, window, 2 * window] mask (0 or -inf): a query at offset i of its block
+    sees keys of the previous and its own block at most ``window - 1`` positions back (none before
+    the sequence start). Cached: an additive mask spares SDPA converting a boolean one every call."""
+    key = (blocks, window, str(device), dtype)
+    if key not in _MASKS:
+        i = torch.arange(window, device=device).unsqueeze(1) + window
+        j = torch.arange(2 * window, device=device).unsqueeze(0)
+        diff = i - j
+        allowed = ((diff >= 0) & (diff < window)).expand(blocks, window, 2 * window).clone()
+        allowed[0, :, :window] = False
+        mask = torch.zeros(allowed.shape, device=device, dtype=dtype).masked_fill(~allowed, float("-inf"))
+        if len(_MASKS) > 64:
+            _MASKS.clear()
+        _MASKS[key] = mask.unsqueeze(1)
+    return _MASKS[key]
 
 
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
@@ -109,7 +119,7 @@ def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: i
     kk = torch.cat([torch.roll(kb, 1, dims=1), kb], dim=3).reshape(B * blocks, H, 2 * window, D)
     vv = torch.cat([torch.roll(vb, 1, dims=1), vb], dim=3).reshape(B * blocks, H, 2 * window, D)
     qb = qb.reshape(B * blocks, H, window, D)
-    mask = _local_mask(blocks, window, q.device).unsqueeze(1).repeat(B, 1, 1, 1)
+    mask = _local_mask(blocks, window, q.device, q.dtype).repeat(B, 1, 1, 1)
     out = F.scaled_dot_product_attention(qb, kk, vv, attn_mask=mask)
     return out.view(B, blocks, H, window, D).transpose(1, 2).reshape(B, H, blocks * window, D)[:, :, :T]
 
@@ -126,14 +136,15 @@ class Attention(nn.Module):
         self.wv = nn.Linear(dim, dim, bias=False)
         self.wo = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         start = cache.length if cache is not None else 0
         q = self.wq(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
         v = self.wv(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
         q_pos = torch.arange(start, start + T, device=x.device)
-        cos, sin = rope_angles(q_pos, self.head_dim, self.rope_theta)
+        cos, sin = rope if rope is not None else rope_angles(q_pos, self.head_dim, self.rope_theta)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.append(k, v)
@@ -167,8 +178,8 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(dim, eps)
         self.feed_forward = FeedForward(dim, hidden)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cache)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, rope=None) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cache, rope)
         return x + self.feed_forward(self.ffn_norm(x))
 
 
@@ -187,8 +198,14 @@ class Transformer(nn.Module):
         return [KVCache() for _ in self.layers]
 
     def forward(self, x: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        if not len(self.layers):
+            return x
+        # Rotary angles once per stack: every layer sees the same positions.
+        start = caches[0].length if caches is not None else 0
+        first = self.layers[0].attention
+        rope = rope_angles(torch.arange(start, start + x.shape[1], device=x.device), first.head_dim, first.rope_theta)
         for i, layer in enumerate(self.layers):
-            x = layer(x, None if caches is None else caches[i])
+            x = layer(x, None if caches is None else caches[i], rope)
         return x
 
 
