@@ -264,6 +264,104 @@ def cmd_peak(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from aunet_lab.config import ConfigError
+    from aunet_lab.data.corpus import CorpusError
+    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.manifest import ManifestError
+    from aunet_lab.sweep.spec import load_spec
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console = Console(stderr=True, width=200)
+    try:
+        overrides = {}
+        if args.tracking_uri:
+            overrides["tracking_uri"] = args.tracking_uri
+        if args.output_dir:
+            overrides["output_dir"] = args.output_dir
+        spec = load_spec(args.study, overrides)
+        if args.plan:
+            return _print_plan(spec, console)
+        from aunet_lab.sweep.runner import StudyRunner
+        from aunet_lab.training.run import TrackingError
+
+        runner = StudyRunner(spec, args.storage, args.workers, console)
+        runner.prepare(args.resume)
+    except (ConfigError, DataConfigError, ManifestError, CorpusError) as err:
+        raise UserError(str(err)) from None
+    except Exception as err:
+        if type(err).__name__ == "TrackingError":
+            raise UserError(str(err)) from None
+        raise
+    total = len(runner.plans) * (spec.tune.trials + len(spec.tune.repeat_seeds))
+    console.print(f"study {spec.name}: {len(runner.plans)} cells, {total} trials, {runner.workers} worker(s); "
+                  f"Optuna storage {runner.storage_url}; MLflow {runner.tracking_uri} (parent run {runner.parent_run_id})",
+                  highlight=False)
+    done = [0]
+
+    def progress(outcome):
+        done[0] += 1
+        value = f"{outcome.value:.4f}" if outcome.value is not None else outcome.reason[:80]
+        console.print(f"[{done[0]}] {outcome.cell} trial {outcome.number}: {outcome.state} {value} "
+                      f"({outcome.seconds:.0f}s)", highlight=False)
+
+    runner.run(progress)
+    frame = runner.finish()
+    table = Table(title=f"study {spec.name}: best trial per cell (validation objective; test BPB of that trial)")
+    columns = ["cell", "shape", "lr", "val_objective", "test_bpb", "complete", "pruned", "failed"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("cell", "shape") else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*[_fmt(row[c]) for c in columns])
+    out = Console()
+    (out if out.is_terminal else Console(width=200)).print(table)
+    print(f"summary: {spec.folder / 'summary.csv'}; browse: aunet-lab ui --tracking-uri {runner.tracking_uri}")
+    unfinished = int((frame["wanted"] - frame["finished"]).clip(lower=0).sum())
+    if unfinished:  # other processes sharing the study are still running these
+        print(f"{unfinished} trial(s) still running in other workers of this study; the last one to finish "
+              f"writes the final summary")
+    return 0
+
+
+def _fmt(value) -> str:
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if value < 0.01 else f"{value:.4f}"
+    return str(value)
+
+
+def _print_plan(spec, console) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from aunet_lab.sweep.plan import _duration, base_config, ensure_prepared, plan_study, plan_table
+
+    ensure_prepared(spec, base_config(spec), lambda m: console.print(m, highlight=False))
+    plans = plan_study(spec)
+    frame = plan_table(spec, plans)
+    table = Table(title=f"study {spec.name}: {len(plans)} cells x {spec.tune.trials} trials"
+                        + (f" + {len(spec.tune.repeat_seeds)} repeat seeds" if spec.tune.repeat_seeds else ""))
+    for col in frame.columns:
+        table.add_column(col, overflow="fold")
+    for _, row in frame.iterrows():
+        table.add_row(*[str(v) for v in row])
+    Console(width=240).print(table)
+    trials = spec.tune.trials + len(spec.tune.repeat_seeds)
+    total = sum(p.estimated_seconds(trials) or 0 for p in plans if p.feasible)
+    print(f"estimated time with one worker on this machine: {_duration(total)}")
+    refused = [p for p in plans if not p.feasible]
+    for p in refused:
+        print(f"error: {spec.path}: cell {p.cell.id}: {'; '.join(p.refusals)}", file=sys.stderr)
+    return 2 if refused else 0
+
+
 def cmd_demo(args) -> int:
     from aunet_lab.demo import run_demo
 
@@ -332,6 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--cache", type=Path, help="where the result is kept (default $AUNET_LAB_CACHE or ~/.cache/aunet_lab)")
     p.set_defaults(func=cmd_peak)
+
+    p = sub.add_parser("sweep", help="run (or --plan) an Optuna study from studies/*.yaml, tracked in MLflow")
+    p.add_argument("study", help="study spec YAML (see studies/)")
+    p.add_argument("--plan", action="store_true", help="print every cell's configs, sizes and estimated time; train nothing")
+    p.add_argument("--workers", type=int, default=1, help="trials run at once by this process (default 1)")
+    p.add_argument("--storage", help="Optuna storage: a journal file path, sqlite:///... or postgresql://... "
+                                     "(default: optuna.journal in the study's folder)")
+    p.add_argument("--resume", action="store_true", help="continue the study, or join workers already running it")
+    p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
+    p.add_argument("--output-dir", help="where the study's folder goes (default: the spec's output_dir, runs/studies)")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("demo", help="the main job on embedded data: split functions, then a tiny AU-Net trained")
     p.set_defaults(func=cmd_demo)

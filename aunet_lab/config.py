@@ -275,6 +275,13 @@ def load_config(path: str | Path | None, cls=None, overrides: list[str] | None =
     return _build(cls, data, "", source)
 
 
+def config_from_dict(data: dict, source: str, cls=None):
+    """A config from an already-parsed mapping (a study's base, a trial's resolved config)."""
+    import copy
+
+    return _build(cls or TrainConfig, copy.deepcopy(data), "", source)
+
+
 def to_plain(config) -> dict:
     return dataclasses.asdict(config)
 

@@ -141,7 +141,7 @@ def is_launcher_process() -> bool:
 
 
 def train(config: TrainConfig, resume: bool = False, init_from: str | None = None, parent_run_id: str | None = None,
-          extra_tags: dict | None = None) -> RunResult:
+          extra_tags: dict | None = None, callbacks: list | None = None) -> RunResult:
     import warnings
 
     import lightning.pytorch as pl
@@ -251,7 +251,8 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     dtype = "bfloat16" if precision.startswith("bf16") else "float32"
     peak = config.trainer.peak_flops or load_peak(Path(config.data.cache or default_cache()), dtype, device)
     # Throughput first: its numbers join the step's metrics before the checkpoint commits them.
-    callbacks = [Throughput(peak), _checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every)]
+    callbacks = [Throughput(peak), _checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every),
+                 *(callbacks or [])]
     progress = config.trainer.progress and sys.stderr.isatty()
     if progress:
         callbacks.append(RichProgressBar())
@@ -283,9 +284,15 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
             client.set_tag(run_id, "aunet.failure", str(err))
             client.set_terminated(run_id, status)
         raise
-    except BaseException:
+    except BaseException as err:
         if module.tracker is not None:
-            client.set_terminated(run_id, "FAILED")
+            module.tracker.flush()
+            if type(err).__name__ == "TrialPruned":  # a sweep's pruner stopped it: not a failure
+                client.set_tag(run_id, "aunet.status", "pruned")
+                client.set_tag(run_id, "aunet.pruned", str(err))
+                client.set_terminated(run_id, "KILLED")
+            else:
+                client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, status)
     history = client.get_metric_history(run_id, "train/loss")

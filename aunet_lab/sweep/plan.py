@@ -1,0 +1,265 @@
+"""From a study spec to one resolved training config per cell: the model (a fixed shape, or sized by
+compute matching), bytes, epochs, steps, the learning-rate range around the paper's law, an
+estimated time on this machine, and the reason a cell cannot run (refused before any training)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aunet_lab.config import TrainConfig, config_from_dict
+from aunet_lab.sweep.spec import Cell, StudySpec
+
+TRIAL_OVERHEAD_S = 8.0  # process start, imports, data setup and the MLflow run, per trial
+
+
+@dataclass
+class CellPlan:
+    cell: Cell
+    config: TrainConfig
+    shape: str
+    params: int  # non-embedding
+    flops_per_byte: float
+    bytes: int
+    compute: float
+    epochs: dict[str, float]
+    steps: int
+    lr_law: float
+    lr_range: tuple[float, float]
+    lr_clamped: bool
+    seconds_per_step: float | None = None
+    refusals: list[str] = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.refusals
+
+    def estimated_seconds(self, trials: int) -> float | None:
+        if self.seconds_per_step is None:
+            return None
+        return trials * (TRIAL_OVERHEAD_S + self.steps * self.seconds_per_step)
+
+
+def base_config(spec: StudySpec) -> TrainConfig:
+    config = config_from_dict(spec.base, f"{spec.path}: base")
+    config.tracking.experiment = spec.name
+    if spec.tracking_uri:
+        config.tracking.tracking_uri = spec.tracking_uri
+    config.output_dir = str(spec.folder / "runs")
+    return config
+
+
+def ensure_prepared(spec: StudySpec, config: TrainConfig, progress=None) -> None:
+    """Prepare the languages the study's mixtures use (idempotent; resumes a killed preparation)."""
+    from aunet_lab.data.corpus import default_cache, prepare
+    from aunet_lab.data.manifest import load_manifest
+
+    manifest = load_manifest(config.data.manifest)
+    languages = sorted({lang for mix in spec.axes["mixture"].values() for lang in mix})
+    for lang in languages:
+        if lang not in manifest.languages:
+            raise _spec_error(spec, f"axes.mixture: {lang!r} is not a language of {manifest.path} "
+                                    f"(has: {', '.join(manifest.languages)})")
+    prepare(manifest, Path(config.data.cache or default_cache()), languages, progress)
+
+
+def _spec_error(spec: StudySpec, message: str):
+    from aunet_lab.config import ConfigError
+
+    return ConfigError(f"{spec.path}: {message}")
+
+
+def _available(config: TrainConfig) -> dict[str, int]:
+    from aunet_lab.data.corpus import default_cache, prepared_stats
+    from aunet_lab.data.manifest import load_manifest
+
+    stats = prepared_stats(load_manifest(config.data.manifest), Path(config.data.cache or default_cache()))
+    return {tag: s.bytes.get("train", 0) for tag, s in stats.items()}
+
+
+def _measured(config: TrainConfig, mixture: dict, vocab: int, split: str, cache: dict) -> dict:
+    """Bytes per BPE token and per AU-Net unit on the mixture's training text (up to 2 MB a language)."""
+    key = (tuple(sorted(mixture)), vocab, split)
+    if key not in cache:
+        from aunet_lab.data.bpe import measure_units, train_bpe
+        from aunet_lab.data.corpus import default_cache, documents
+        from aunet_lab.data.manifest import load_manifest
+
+        manifest = load_manifest(config.data.manifest)
+        root = Path(config.data.cache or default_cache())
+        texts = {}
+        for lang in sorted(mixture):
+            got, kept = 0, []
+            for doc in documents(manifest, lang, "train", root):
+                kept.append(doc["text"])
+                got += len(doc["text"].encode())
+                if got > 2_000_000:
+                    break
+            texts[lang] = kept
+        tokenizer = train_bpe([t for ts in texts.values() for t in ts], vocab, root / "tokenizers")
+        cache[key] = measure_units(texts, split, 4, tokenizer)
+    return cache[key]
+
+
+def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
+    from aunet_lab.models.sizing import flops_per_byte, hyperparameters
+    from aunet_lab.training.arms import Scale, arch_stages, matched_models, with_model
+
+    base = base_config(spec)
+    available = _available(base)
+    measured_cache: dict = {}
+    plans = []
+    timings: dict = {}
+    for cell in spec.cells():
+        config = copy.deepcopy(base)
+        config.data.mixture = dict(cell.mixture)
+        config.data.vocab_size = cell.vocab_size
+        config.data.split = cell.split
+        config.data.seed = cell.seed
+        config.trainer.seed = cell.seed
+        config.model.aunet.split = cell.split
+        measured = _measured(config, cell.mixture, cell.vocab_size, cell.split, measured_cache)
+        pooled = measured["all"]
+        window = config.data.window_bytes
+        refusals = []
+        if cell.budget_kind == "compute":
+            s = spec.sizing
+            scale = Scale(s.head_dim, s.width_multiple, s.byte_layers, s.byte_window, s.ffn_multiple_of, s.max_dim)
+            model = matched_models(cell.budget, [cell.arch], s.ratio, measured, window, cell.vocab_size, cell.split,
+                                   scale)[cell.arch]
+        else:
+            arch_kind = "bpe" if cell.arch == "bpe" else "aunet"
+            section = config_from_dict({"model": {"arch": arch_kind, arch_kind: spec.models[cell.arch]}},
+                                       f"{spec.path}: models.{cell.arch}").model
+            if arch_kind == "bpe":
+                from aunet_lab.models import TransformerConfig
+
+                b = section.bpe
+                model = TransformerConfig(cell.vocab_size, b.dim, b.layers, b.heads, b.window, b.ffn_dim, b.rope_theta,
+                                          b.ffn_multiple_of)
+            else:
+                model = section.aunet
+                model.split = cell.split
+        config = with_model(config, model)
+        if cell.arch == "bpe":
+            seq_tokens = max(1, int(window / pooled["bytes_per_token"]))
+            report = flops_per_byte(model, seq_tokens, bytes_per_token=pooled["bytes_per_token"])
+            params = _non_embedding(model)
+        else:
+            report = flops_per_byte(model, window, pooled["bytes_per_unit"][: model.n_stages])
+            params = _non_embedding(model)
+        fpb = report.total
+        if cell.budget_kind == "compute":
+            n_bytes = int(cell.budget / fpb)
+            target = math.sqrt(cell.budget / spec.sizing.ratio) / pooled["bytes_per_token"]
+            if abs(math.log(fpb / target)) > math.log(1.5):
+                refusals.append(
+                    f"model too small for its stages: the closest {cell.arch} has {fpb:.3g} FLOPs/byte against "
+                    f"{target:.3g} wanted (lower sizing.width_multiple/head_dim, or raise the budget)")
+        else:
+            n_bytes = int(cell.budget)
+        compute = fpb * n_bytes
+        config.data.budget = n_bytes
+        epochs = {lang: cell.mixture[lang] * n_bytes / max(available.get(lang, 0), 1) for lang in cell.mixture}
+        worst = max(epochs, key=epochs.get)
+        if epochs[worst] > config.data.max_epochs:
+            refusals.append(f"repetition past the maximum: {worst} would be seen {epochs[worst]:.1f} times "
+                            f"(data.max_epochs {config.data.max_epochs:g})")
+        batch_bytes = config.data.batch_size * window
+        if n_bytes < batch_bytes:
+            refusals.append(f"budget below one batch: {n_bytes:,} bytes < {config.data.batch_size} x {window} bytes")
+        if cell.arch != "bpe" and arch_stages(cell.arch) > 1 and \
+                window < 4 * pooled["bytes_per_unit"][arch_stages(cell.arch) - 1]:
+            refusals.append(f"window of {window} bytes holds under 4 units of the deepest stage")
+        steps = max(1, math.ceil(n_bytes / batch_bytes))
+        law = hyperparameters(compute, "bpe" if cell.arch == "bpe" else "aunet")
+        lr_range = tuple(spec.tune.lr) if spec.tune.lr else (law.lr / spec.tune.lr_factor, law.lr * spec.tune.lr_factor)
+        plan = CellPlan(cell, config, _shape(model), params, fpb, n_bytes, compute, epochs, steps, law.lr, lr_range,
+                        law.clamped, refusals=refusals)
+        # Timed only at sizes this machine can build in a moment (paper-scale templates plan anywhere).
+        if time_steps and not refusals and params < 50_000_000:
+            key = (plan.shape, cell.arch == "bpe", config.data.batch_size, window, cell.vocab_size)
+            if key not in timings:
+                timings[key] = _seconds_per_step(model, config.data.batch_size, window, pooled)
+            plan.seconds_per_step = timings[key]
+        plans.append(plan)
+    return plans
+
+
+def _non_embedding(model) -> int:
+    from aunet_lab.models.sizing import count_params
+
+    return int(count_params(model)["non_embedding"])
+
+
+def _shape(model) -> str:
+    if hasattr(model, "stages"):
+        return "; ".join(f"{s.dim}x{s.layers}" for s in model.stages)
+    return f"{model.dim}x{model.layers}"
+
+
+def _seconds_per_step(model_config, batch: int, window: int, pooled: dict) -> float:
+    """Forward, backward and AdamW step of this shape on random input, best of three."""
+    import torch
+    import torch.nn.functional as F
+
+    from aunet_lab.models import AUNet, TokenTransformer
+
+    torch.manual_seed(0)
+    if hasattr(model_config, "stages"):
+        model = AUNet(model_config)
+        ids = torch.randint(0, 256, (batch, window + 1))
+        levels = torch.zeros_like(ids)
+        gaps = [max(1, round(b)) for b in pooled["bytes_per_unit"][1: model_config.n_stages]]
+        for k, gap in enumerate(gaps, start=1):
+            levels[:, ::gap] = k
+        args = (ids[:, :-1], levels[:, :-1])
+    else:
+        model = TokenTransformer(model_config)
+        length = max(2, int(window / pooled["bytes_per_token"]))
+        ids = torch.randint(0, model_config.vocab_size, (batch, length + 1))
+        args = (ids[:, :-1],)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    best = float("inf")
+    for i in range(4):
+        start = time.perf_counter()
+        logits = model(*args)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def plan_table(spec: StudySpec, plans: list[CellPlan]):
+    """The plan as a pandas frame, one row per cell."""
+    import pandas as pd
+
+    rows = []
+    for p in plans:
+        c = p.cell
+        est = p.estimated_seconds(spec.tune.trials + len(spec.tune.repeat_seeds))
+        rows.append({
+            "cell": c.id, "arch": c.arch, "budget": c.budget_label, "mixture": c.mixture_name,
+            "vocab": c.vocab_size if c.arch == "bpe" else "", "seed": c.seed, "shape": p.shape,
+            "params": p.params, "flops/byte": f"{p.flops_per_byte:.3g}", "bytes": p.bytes,
+            "compute": f"{p.compute:.3g}", "epochs": f"{max(p.epochs.values()):.2f}", "steps": p.steps,
+            "lr range": f"{p.lr_range[0]:.2g}-{p.lr_range[1]:.2g}" + (" (law clamped)" if p.lr_clamped else ""),
+            "est. time": _duration(est) if est is not None else "-",
+            "status": "ok" if p.feasible else "REFUSED: " + "; ".join(p.refusals),
+        })
+    return pd.DataFrame(rows)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"

@@ -1,0 +1,322 @@
+"""Runs a study: one Optuna study per cell in a shared storage, worker threads that ask for trials
+under a lock and run each as its own process, an MLflow parent run with one child run per trial,
+and a summary table at the end.
+
+Several ``aunet-lab sweep`` processes (on one machine, or on many with a shared RDB storage and
+filesystem) can work on the same study: a trial is asked for under the study folder's lock, so no
+cell gets more trials than its spec asks for.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aunet_lab.config import ConfigError, to_plain
+from aunet_lab.sweep.plan import CellPlan, base_config, ensure_prepared, plan_study
+from aunet_lab.sweep.spec import StudySpec
+from aunet_lab.sweep.storage import build_pruner, build_sampler, open_storage, storage_url
+
+
+@dataclass
+class TrialOutcome:
+    cell: str
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL
+    value: float | None
+    seconds: float
+    reason: str = ""
+
+
+def study_name(spec: StudySpec, cell_id: str) -> str:
+    return f"{spec.name}/{cell_id}"
+
+
+def _lock(spec: StudySpec):
+    from filelock import FileLock
+
+    spec.folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(spec.folder / "schedule.lock"))
+
+
+class StudyRunner:
+    def __init__(self, spec: StudySpec, storage: str | None = None, workers: int = 1, console=None,
+                 threads_per_trial: int | None = None):
+        self.spec = spec
+        self.storage_url = storage_url(storage, spec.folder)
+        self.workers = max(1, workers)
+        self.console = console
+        cores = os.cpu_count() or 1
+        self.threads_per_trial = threads_per_trial or max(1, cores // self.workers)
+        self.outcomes: list[TrialOutcome] = []
+        self._done = threading.Lock()
+        self.plans: list[CellPlan] = []
+        self.studies: dict = {}
+
+    # ------------------------------------------------------------------ setup
+    def prepare(self, resume: bool) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        spec = self.spec
+        self.base = base_config(spec)
+        ensure_prepared(spec, self.base, self._say)
+        self.plans = plan_study(spec, time_steps=False)
+        refused = [p for p in self.plans if not p.feasible]
+        if refused:
+            raise ConfigError(f"{spec.path}: " + "; ".join(f"cell {p.cell.id}: {r}" for p in refused for r in p.refusals))
+        self.storage = open_storage(self.storage_url)
+        existing = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
+        mine = {study_name(spec, p.cell.id) for p in self.plans}
+        if existing & mine and not resume:
+            raise ConfigError(f"{spec.path}: study {spec.name!r} already exists in {self.storage_url}; "
+                              f"pass --resume to continue it (or remove {spec.folder})")
+        for i, plan in enumerate(self.plans):
+            study = optuna.create_study(
+                study_name=study_name(spec, plan.cell.id), storage=self.storage, direction="minimize",
+                sampler=build_sampler(spec, i), pruner=build_pruner(dataclasses.asdict(spec.pruner), plan.bytes),
+                load_if_exists=True)
+            for key, value in plan.cell.params().items():
+                study.set_user_attr(key, value)
+            self.studies[plan.cell.id] = study
+        self.tracking_uri, self.parent_run_id = self._parent_run()
+
+    def _say(self, message: str) -> None:
+        if self.console is not None:
+            self.console.print(message, highlight=False)
+
+    def _parent_run(self) -> tuple[str, str]:
+        """The study's MLflow parent run: created once (the store with it, before any worker
+        starts), found again by every later or concurrent process through the study folder."""
+        from aunet_lab.training.run import experiment_id, git_commit
+        from aunet_lab.training.tracking import client_for, resolve_tracking_uri
+
+        spec = self.spec
+        uri = resolve_tracking_uri(self.base.tracking.tracking_uri)
+        with _lock(spec):
+            client = client_for(uri)
+            marker = spec.folder / "parent_run_id"
+            if marker.is_file():
+                return uri, marker.read_text().strip()
+            exp = experiment_id(client, spec.name, uri)
+            run = client.create_run(exp, run_name=spec.name, tags={
+                "aunet.study": spec.name, "aunet.kind": "study", "git.commit": git_commit(),
+                "optuna.storage": self.storage_url, "aunet.cells": str(len(self.plans)),
+                "aunet.trials_per_cell": str(spec.tune.trials)})
+            from mlflow.entities import Param
+
+            params = [Param(f"axes.{k}", json.dumps(v, default=str)[:6000]) for k, v in spec.axes.items()]
+            params += [Param("tune", json.dumps(dataclasses.asdict(spec.tune))),
+                       Param("objective", json.dumps(dataclasses.asdict(spec.objective))),
+                       Param("sampler", json.dumps(dataclasses.asdict(spec.sampler))),
+                       Param("pruner", json.dumps(dataclasses.asdict(spec.pruner)))]
+            client.log_batch(run.info.run_id, params=params)
+            client.log_artifact(run.info.run_id, str(spec.path), "spec")
+            marker.write_text(run.info.run_id + "\n")
+            return uri, run.info.run_id
+
+    # ------------------------------------------------------------------ scheduling
+    def _distributions(self, plan: CellPlan) -> dict:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+        dist = {"lr": FloatDistribution(plan.lr_range[0], plan.lr_range[1], log=True)}
+        if self.spec.tune.batch_size:
+            dist["batch_size"] = CategoricalDistribution(list(self.spec.tune.batch_size))
+        return dist
+
+    def next_trial(self):
+        """(plan, trial, repeat seed or None) for the next trial to run, or None when every cell has
+        all its trials; asked under the study folder's lock."""
+        from optuna.trial import TrialState
+
+        with _lock(self.spec):
+            for plan in self.plans:
+                study = self.studies[plan.cell.id]
+                trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
+                tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
+                if len(tuning) < self.spec.tune.trials:
+                    return plan, study.ask(self._distributions(plan)), None
+                if not self.spec.tune.repeat_seeds:
+                    continue
+                if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in tuning):
+                    continue  # the best learning rate is not known yet
+                best = best_trial(tuning)
+                if best is None:
+                    continue
+                have = {t.user_attrs["repeat_seed"] for t in trials if "repeat_seed" in t.user_attrs}
+                for seed in self.spec.tune.repeat_seeds:
+                    if seed not in have:
+                        study.enqueue_trial(best.params, user_attrs={"repeat_seed": seed, "repeat_of": best.number},
+                                            skip_if_exists=False)
+                        return plan, study.ask(self._distributions(plan)), seed
+        return None
+
+    def trial_config(self, plan: CellPlan, trial, repeat_seed: int | None):
+        config = copy.deepcopy(plan.config)
+        config.optim.lr = float(trial.params["lr"])
+        if "batch_size" in trial.params:
+            config.data.batch_size = int(trial.params["batch_size"])
+        if repeat_seed is not None:
+            config.trainer.seed = config.data.seed = repeat_seed
+        config.tracking.tracking_uri = self.tracking_uri
+        config.tracking.run_name = f"{plan.cell.id}-t{trial.number}"
+        config.trainer.progress = False
+        return config
+
+    def run_trial(self, plan: CellPlan, trial, repeat_seed: int | None) -> TrialOutcome:
+        from optuna.trial import TrialState
+
+        spec = self.spec
+        config = self.trial_config(plan, trial, repeat_seed)
+        trial_dir = spec.folder / "trials" / plan.cell.id / f"{trial.number:04d}"
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / "result.json").unlink(missing_ok=True)
+        cell = plan.cell
+        tags = {"aunet.study": spec.name, "aunet.cell": cell.id, "aunet.trial": str(trial.number),
+                "optuna.study": study_name(spec, cell.id), "optuna.trial_id": str(trial._trial_id),
+                "aunet.budget": cell.budget_label, "aunet.budget_kind": cell.budget_kind,
+                "aunet.mixture": cell.mixture_name, "aunet.role": "repeat" if repeat_seed is not None else "tuning"}
+        job = {"config": to_plain(config), "storage": self.storage_url, "study": study_name(spec, cell.id),
+               "trial_id": trial._trial_id, "number": trial.number, "parent_run_id": self.parent_run_id,
+               "tags": tags, "objective": dataclasses.asdict(spec.objective),
+               "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"}}
+        (trial_dir / "trial.json").write_text(json.dumps(job, indent=1, default=str))
+        trial.set_user_attr("trial_dir", str(trial_dir))
+        trial.set_user_attr("run_name", config.tracking.run_name)
+        env = {**os.environ, "AUNET_LAB_THREADS": str(self.threads_per_trial), "PYTHONHASHSEED": "0",
+               "OMP_NUM_THREADS": str(self.threads_per_trial)}
+        start = time.monotonic()
+        with (trial_dir / "log.txt").open("w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.sweep.trial", str(trial_dir)], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env)
+            trial.set_user_attr("pid", proc.pid)
+            code = proc.wait()
+        seconds = time.monotonic() - start
+        result = json.loads((trial_dir / "result.json").read_text()) if (trial_dir / "result.json").is_file() else {}
+        study = self.studies[cell.id]
+        status = result.get("status")
+        if status == "complete":
+            for key in ("run_id", "objective"):
+                trial.set_user_attr(key, result[key])
+            trial.set_user_attr("test", result.get("test", {}))
+            trial.set_user_attr("val", result.get("val", {}))
+            study.tell(trial, result["objective"])
+            return TrialOutcome(cell.id, trial.number, "COMPLETE", result["objective"], seconds)
+        if status == "pruned":
+            trial.set_user_attr("pruned", result.get("reason", ""))
+            study.tell(trial, state=TrialState.PRUNED)
+            return TrialOutcome(cell.id, trial.number, "PRUNED", None, seconds, result.get("reason", ""))
+        reason = result.get("reason") or f"trial process exited with status {code} (log: {trial_dir / 'log.txt'})"
+        trial.set_user_attr("failure", reason)
+        self._fail_mlflow_run(config, reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, reason)
+
+    def _fail_mlflow_run(self, config, reason: str) -> None:
+        """A trial process that died leaves its MLflow run RUNNING: end it as FAILED, with the reason."""
+        marker = Path(config.output_dir) / config.tracking.run_name / "mlflow_run_id"
+        if not marker.is_file():
+            return
+        from aunet_lab.training.tracking import client_for
+
+        client = client_for(self.tracking_uri)
+        run_id = marker.read_text().strip()
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "aunet.failure", reason[:5000])
+            client.set_terminated(run_id, "FAILED")
+
+    # ------------------------------------------------------------------ the loop
+    def _worker(self, progress) -> None:
+        while True:
+            picked = self.next_trial()
+            if picked is None:
+                return
+            plan, trial, seed = picked
+            outcome = self.run_trial(plan, trial, seed)
+            with self._done:
+                self.outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+
+    def run(self, progress=None) -> None:
+        threads = [threading.Thread(target=self._worker, args=(progress,), daemon=True) for _ in range(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    # ------------------------------------------------------------------ results
+    def summary(self):
+        return study_summary(self.spec, self.plans, self.studies)
+
+    def finish(self):
+        """Summary table to the parent run; the parent run ends FINISHED once every cell has all its trials."""
+        from aunet_lab.training.tracking import client_for
+
+        frame = self.summary()
+        client = client_for(self.tracking_uri)
+        out = self.spec.folder
+        frame.to_csv(out / "summary.csv", index=False)
+        (out / "summary.md").write_text(frame.to_markdown(index=False) + "\n")
+        client.log_artifact(self.parent_run_id, str(out / "summary.csv"))
+        client.log_artifact(self.parent_run_id, str(out / "summary.md"))
+        complete = all(frame["finished"] >= frame["wanted"])
+        counts = {"trials_complete": int(frame["complete"].sum()), "trials_pruned": int(frame["pruned"].sum()),
+                  "trials_failed": int(frame["failed"].sum())}
+        for key, value in counts.items():
+            client.log_metric(self.parent_run_id, f"study/{key}", value)
+        if complete:
+            client.set_terminated(self.parent_run_id, "FINISHED")
+        return frame
+
+
+def best_trial(trials):
+    from optuna.trial import TrialState
+
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return min(done, key=lambda t: t.value) if done else None
+
+
+def study_summary(spec: StudySpec, plans: list[CellPlan], studies: dict):
+    """One row per cell: its best tuning trial (validation objective, learning rate, test BPB) and
+    the counts of trials by state; repeat seeds' test BPB as mean and spread."""
+    import statistics
+
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    rows = []
+    for plan in plans:
+        cell = plan.cell
+        trials = [t for t in studies[cell.id].get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
+        tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
+        best = best_trial(tuning)
+        states = [t.state for t in trials]
+        finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for s in states)
+        row = {"cell": cell.id, "arch": cell.arch, "budget": cell.budget_label, "mixture": cell.mixture_name,
+               "seed": cell.seed, "shape": plan.shape, "params": plan.params, "bytes": plan.bytes,
+               "compute": plan.compute, "best_trial": best.number if best else None,
+               "lr": best.params["lr"] if best else None,
+               "val_objective": best.value if best else None,
+               "test_bpb": (best.user_attrs.get("test") or {}).get("test/bpb") if best else None,
+               "complete": states.count(TrialState.COMPLETE), "pruned": states.count(TrialState.PRUNED),
+               "failed": states.count(TrialState.FAIL), "finished": finished,
+               "wanted": spec.tune.trials + len(spec.tune.repeat_seeds),
+               "run_id": best.user_attrs.get("run_id") if best else None}
+        if spec.tune.repeat_seeds and best is not None:
+            seeds = [best] + [t for t in trials if "repeat_seed" in t.user_attrs and t.state == TrialState.COMPLETE]
+            values = [(t.user_attrs.get("test") or {}).get("test/bpb") for t in seeds]
+            values = [v for v in values if v is not None]
+            row["test_bpb_seeds"] = len(values)
+            row["test_bpb_mean"] = statistics.fmean(values) if values else None
+            row["test_bpb_std"] = statistics.stdev(values) if len(values) > 1 else None
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,349 @@
+"""Study specs (``studies/*.yaml``): the axes a study crosses, how each cell is tuned, the objective,
+and Optuna's sampler and pruner, validated before anything trains.
+
+A cell is one point of the axes (architecture, budget, mixture, vocabulary size, split function,
+seed). Cells are enumerated here, not by Optuna (its GridSampler wants every parameter in its grid);
+inside a cell the learning rate (and optionally the batch size) is sampled, one Optuna study per
+cell, with the sampler and pruner rebuilt from this spec on every start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aunet_lab.config import ConfigError
+
+AXES = ("arch", "data_budget", "compute_budget", "mixture", "vocab_size", "split", "seed")
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("none", "median", "hyperband")
+
+
+@dataclass
+class TuneSpec:
+    trials: int = 2  # per cell
+    lr_factor: float = 3.0  # learning rate searched log-uniformly in [law / f, law * f]
+    lr: list[float] | None = None  # or an explicit [low, high]
+    batch_size: list[int] | None = None  # optional categorical search
+    repeat_seeds: list[int] = field(default_factory=list)  # rerun the best learning rate with these seeds
+
+
+@dataclass
+class ObjectiveSpec:
+    metric: str = "val/bpb"  # val/bpb (micro over all bytes) or val/bpb_macro
+    languages: list[str] | None = None  # if given: the mean of val/bpb/<lang> over these
+
+
+@dataclass
+class SamplerSpec:
+    name: str = "tpe"
+    seed: int = 0
+    n_startup_trials: int = 2
+
+
+@dataclass
+class PrunerSpec:
+    name: str = "median"
+    n_startup_trials: int = 2  # median: trials finished before any is pruned
+    warmup_fraction: float = 0.25  # median: no pruning before this fraction of the cell's bytes
+    reduction_factor: int = 3  # hyperband
+
+
+@dataclass
+class SizingSpec:
+    """Compute-budget cells: the paper's matching rule at CPU-sized granularity."""
+
+    ratio: float = 10.0
+    head_dim: int = 32
+    width_multiple: int = 32
+    byte_layers: int = 2
+    byte_window: int | None = 256
+    ffn_multiple_of: int = 32
+    max_dim: int = 4096
+
+
+@dataclass
+class Cell:
+    id: str
+    arch: str
+    budget_kind: str  # data | compute
+    budget: float  # bytes or FLOPs
+    budget_label: str
+    mixture_name: str
+    mixture: dict[str, float]
+    vocab_size: int
+    split: str
+    seed: int
+
+    def params(self) -> dict:
+        return {"arch": self.arch, f"{self.budget_kind}_budget": self.budget_label, "mixture": self.mixture_name,
+                "vocab_size": self.vocab_size, "split": self.split, "seed": self.seed}
+
+
+@dataclass
+class StudySpec:
+    name: str
+    path: Path
+    description: str
+    base: dict
+    models: dict[str, dict]
+    sizing: SizingSpec
+    axes: dict[str, Any]
+    tune: TuneSpec
+    objective: ObjectiveSpec
+    sampler: SamplerSpec
+    pruner: PrunerSpec
+    output_dir: str
+    tracking_uri: str | None
+    raw: dict
+
+    @property
+    def folder(self) -> Path:
+        """Where the study's journal, lock, trial folders and summary live."""
+        return Path(self.output_dir) / self.name
+
+    def cells(self) -> list[Cell]:
+        ax = self.axes
+        budget_kind = "compute" if "compute_budget" in ax else "data"
+        budgets = ax.get(f"{budget_kind}_budget")
+        mixtures = ax["mixture"]
+        out = []
+        for arch, budget, mix, vocab, split, seed in itertools.product(
+                ax["arch"], budgets, list(mixtures), ax.get("vocab_size", [None]), ax.get("split", [None]),
+                ax.get("seed", [None])):
+            vocab = vocab if vocab is not None else self.base.get("data", {}).get("vocab_size", 4096)
+            split = split if split is not None else self.base.get("model", {}).get("aunet", {}).get("split", "word")
+            seed = seed if seed is not None else self.base.get("trainer", {}).get("seed", 0)
+            label = budget if isinstance(budget, str) else f"{float(budget):.0e}"
+            value = _bytes(budget) if budget_kind == "data" else float(budget)
+            parts = [arch, label.replace("+", ""), mix]
+            if len(ax.get("vocab_size", [])) > 1 or arch == "bpe" and "vocab_size" in ax:
+                parts.append(f"v{vocab}")
+            if len(ax.get("split", [])) > 1:
+                parts.append(split.replace(":", "").replace(",", "-"))
+            if len(ax.get("seed", [])) > 1:
+                parts.append(f"s{seed}")
+            cell_id = "-".join(re.sub(r"[^A-Za-z0-9.]+", "", p) for p in parts)
+            out.append(Cell(cell_id, arch, budget_kind, value, label, mix, dict(mixtures[mix]), int(vocab), split,
+                            int(seed)))
+        ids = [c.id for c in out]
+        if len(set(ids)) != len(ids):  # only BPE cells differ by vocabulary: keep AU-Net cells once
+            seen, unique = set(), []
+            for c in out:
+                if c.id not in seen:
+                    seen.add(c.id)
+                    unique.append(c)
+            out = unique
+        return out
+
+
+def _bytes(value) -> int:
+    from aunet_lab.data.datamodule import parse_bytes
+
+    return parse_bytes(value, "axes.data_budget")
+
+
+class _Checker:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, key: str, message: str):
+        raise ConfigError(f"{self.path}: {key}: {message}")
+
+    def mapping(self, data, key: str, known: tuple[str, ...] | None = None) -> dict:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.fail(key, f"expected a mapping, got {data!r}")
+        if known is not None:
+            for k in data:
+                if k not in known:
+                    close = difflib.get_close_matches(str(k), known, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+                    self.fail(f"{key}.{k}" if key else str(k), f"unknown key{hint}")
+        return data
+
+    def grid(self, data, key: str, kind) -> list:
+        if not isinstance(data, list):
+            self.fail(key, f"expected a list of values, got {data!r}")
+        if not data:
+            self.fail(key, "empty grid: give at least one value")
+        for i, v in enumerate(data):
+            if not _is(v, kind):
+                self.fail(f"{key}[{i}]", f"expected {_kind_name(kind)}, got {v!r}")
+        if len(set(map(repr, data))) != len(data):
+            self.fail(key, f"repeated values in {data!r}")
+        return data
+
+
+def _is(value, kind) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _kind_name(kind) -> str:
+    return {int: "an integer", float: "a number", str: "a string"}.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def _dataclass(cls, data, key: str, check: _Checker):
+    data = check.mapping(data, key, tuple(f.name for f in dataclasses.fields(cls)))
+    import typing
+
+    from aunet_lab.config import _convert
+
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _convert(v, hints[k], f"{key}.{k}", str(check.path)) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
+    """Read and validate a study spec; every error names the file and the key."""
+    from aunet_lab.training.arms import ARCHS
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such study spec")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{line}: {getattr(err, 'problem', err)}") from None
+    raw = _merge(raw or {}, overrides or {})
+    check = _Checker(path)
+    top = ("name", "description", "base", "models", "sizing", "axes", "tune", "objective", "sampler", "pruner",
+           "output_dir", "tracking_uri")
+    check.mapping(raw, "", top)
+    name = raw.get("name") or path.stem
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        check.fail("name", f"expected letters, digits, '.', '_' or '-', got {name!r}")
+    base = check.mapping(raw.get("base"), "base")
+    axes = check.mapping(raw.get("axes"), "axes", AXES)
+    for required in ("arch", "mixture"):
+        if required not in axes:
+            check.fail(f"axes.{required}", "missing: every study names this axis")
+    check.grid(axes["arch"], "axes.arch", str)
+    for i, arch in enumerate(axes["arch"]):
+        if arch not in ARCHS:
+            close = difflib.get_close_matches(arch, ARCHS, n=1)
+            check.fail(f"axes.arch[{i}]", f"unknown architecture {arch!r}" +
+                       (f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(ARCHS)})"))
+    if ("data_budget" in axes) == ("compute_budget" in axes):
+        check.fail("axes", "give exactly one of data_budget (bytes) and compute_budget (FLOPs)")
+    if "data_budget" in axes:
+        check.grid(axes["data_budget"], "axes.data_budget", (str, int))
+        for i, v in enumerate(axes["data_budget"]):
+            try:
+                _bytes(v)
+            except ValueError as err:
+                check.fail(f"axes.data_budget[{i}]", str(err).split(": ", 1)[-1])
+    else:
+        budgets = axes["compute_budget"]
+        if isinstance(budgets, list):
+            budgets = [_float(v) for v in budgets]
+            axes["compute_budget"] = budgets
+        check.grid(budgets, "axes.compute_budget", float)
+        for i, v in enumerate(budgets):
+            if v <= 0:
+                check.fail(f"axes.compute_budget[{i}]", f"expected a positive number of FLOPs, got {v!r}")
+    mixtures = axes["mixture"]
+    if isinstance(mixtures, list):  # a list of single languages: each its own mixture
+        check.grid(mixtures, "axes.mixture", str)
+        mixtures = {lang: {lang: 1.0} for lang in mixtures}
+        axes["mixture"] = mixtures
+    check.mapping(mixtures, "axes.mixture")
+    if not mixtures:
+        check.fail("axes.mixture", "empty grid: give at least one mixture")
+    for mix_name, mix in mixtures.items():
+        check.mapping(mix, f"axes.mixture.{mix_name}")
+        if not mix:
+            check.fail(f"axes.mixture.{mix_name}", "empty mixture")
+        for lang, w in mix.items():
+            if not _is(w, float) or w <= 0:
+                check.fail(f"axes.mixture.{mix_name}.{lang}", f"expected a positive weight, got {w!r}")
+        total = sum(mix.values())
+        if abs(total - 1) > 1e-6:
+            mixtures[mix_name] = {lang: w / total for lang, w in mix.items()}
+    for key, kind in (("vocab_size", int), ("seed", int), ("split", str)):
+        if key in axes:
+            check.grid(axes[key], f"axes.{key}", kind)
+    models = check.mapping(raw.get("models"), "models", ARCHS)
+    if "data_budget" in axes:
+        for arch in axes["arch"]:
+            if arch not in models:
+                check.fail(f"models.{arch}", "missing: data-budget studies give each architecture's shape")
+    tune = _dataclass(TuneSpec, raw.get("tune"), "tune", check)
+    if tune.trials < 1:
+        check.fail("tune.trials", f"expected at least 1 trial per cell, got {tune.trials}")
+    if tune.lr is not None and (len(tune.lr) != 2 or not 0 < tune.lr[0] < tune.lr[1]):
+        check.fail("tune.lr", f"expected [low, high] with 0 < low < high, got {tune.lr!r}")
+    if tune.lr_factor < 1:
+        check.fail("tune.lr_factor", f"expected a factor of at least 1, got {tune.lr_factor}")
+    if tune.batch_size is not None:
+        check.grid(tune.batch_size, "tune.batch_size", int)
+    objective = _dataclass(ObjectiveSpec, raw.get("objective"), "objective", check)
+    if objective.metric not in ("val/bpb", "val/bpb_macro"):
+        check.fail("objective.metric", f"expected val/bpb or val/bpb_macro, got {objective.metric!r}")
+    sampler = _dataclass(SamplerSpec, raw.get("sampler"), "sampler", check)
+    if sampler.name not in SAMPLERS:
+        check.fail("sampler.name", f"expected one of {', '.join(SAMPLERS)}, got {sampler.name!r}")
+    pruner = _dataclass(PrunerSpec, raw.get("pruner"), "pruner", check)
+    if pruner.name not in PRUNERS:
+        check.fail("pruner.name", f"expected one of {', '.join(PRUNERS)}, got {pruner.name!r}")
+    sizing = _dataclass(SizingSpec, raw.get("sizing"), "sizing", check)
+    for key in ("description", "output_dir", "tracking_uri"):
+        if key in raw and raw[key] is not None and not isinstance(raw[key], str):
+            check.fail(key, f"expected a string, got {raw[key]!r}")
+    spec = StudySpec(name, path, raw.get("description", ""), base, models, sizing, axes, tune, objective, sampler,
+                     pruner, raw.get("output_dir") or "runs/studies", raw.get("tracking_uri"), raw)
+    _check_base(spec, check)
+    return spec
+
+
+def _float(v):
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _check_base(spec: StudySpec, check: _Checker) -> None:
+    """The base config and every model shape must load as a TrainConfig (same errors as ``train``)."""
+    from aunet_lab.config import config_from_dict
+    from aunet_lab.models.aunet import ConfigError as ModelConfigError
+
+    try:
+        config_from_dict(spec.base, f"{spec.path}: base")
+        for arch, shape in spec.models.items():
+            check.mapping(shape, f"models.{arch}")
+            section = "bpe" if arch == "bpe" else "aunet"
+            config_from_dict({"model": {"arch": "bpe" if arch == "bpe" else "aunet", section: shape}},
+                             f"{spec.path}: models.{arch}")
+    except ModelConfigError as err:
+        raise ConfigError(f"{spec.path}: {err}") from None
+    for arch, shape in spec.models.items():
+        if arch != "bpe":
+            stages = len(shape.get("stages", []))
+            from aunet_lab.training.arms import arch_stages
+
+            if stages != arch_stages(arch):
+                check.fail(f"models.{arch}.stages", f"{arch} needs {arch_stages(arch)} stages, got {stages}")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,78 @@
+"""One trial as its own process: ``python -m aunet_lab.sweep.trial TRIAL_DIR``.
+
+``TRIAL_DIR/trial.json`` (written by the sweep runner) holds the resolved training config, the
+Optuna storage, study and trial id, the MLflow parent run and tags, and the objective. The trial
+trains through the ordinary training path, reports the objective to Optuna at each validation (the
+first process only), and writes ``result.json``. Exit status: 0 complete, 3 pruned, 4 failed
+(non-finite loss); anything else is a crash, which the runner records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_PRUNED = 3
+EXIT_FAILED = 4
+
+
+def write_result(trial_dir: Path, result: dict) -> None:
+    tmp = trial_dir / ".result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, trial_dir / "result.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    trial_dir = Path(argv[0])
+    job = json.loads((trial_dir / "trial.json").read_text())
+    threads = int(os.environ.get("AUNET_LAB_THREADS", "0") or 0)
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    import logging
+    import warnings
+
+    import optuna
+
+    from aunet_lab.config import config_from_dict
+    from aunet_lab.sweep.pruning import BytesPruning, objective_value
+    from aunet_lab.sweep.storage import build_pruner, open_storage
+    from aunet_lab.training.module import NonFiniteLoss
+    from aunet_lab.training.run import is_launcher_process, train
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    config = config_from_dict(job["config"], f"{trial_dir / 'trial.json'}: config")
+    objective = job["objective"]
+    trial = None
+    if is_launcher_process():
+        study = optuna.load_study(study_name=job["study"], storage=open_storage(job["storage"]),
+                                  pruner=build_pruner(job["pruner"], config.data.budget))
+        trial = optuna.trial.Trial(study, job["trial_id"])
+    pruning = BytesPruning(trial, objective["metric"], objective.get("languages"))
+    resume = (Path(config.output_dir) / config.tracking.run_name / "last.ckpt").is_file()
+    base = {"trial": job["number"], "run_name": config.tracking.run_name}
+    try:
+        result = train(config, resume=resume, parent_run_id=job["parent_run_id"], extra_tags=job["tags"],
+                       callbacks=[pruning])
+    except optuna.TrialPruned as err:
+        write_result(trial_dir, {**base, "status": "pruned", "reason": str(err)})
+        return EXIT_PRUNED
+    except NonFiniteLoss as err:
+        write_result(trial_dir, {**base, "status": "failed", "reason": f"non-finite loss: {err}"})
+        return EXIT_FAILED
+    if not is_launcher_process():
+        return 0
+    value = objective_value(result.val, objective["metric"], objective.get("languages"))
+    write_result(trial_dir, {**base, "status": "complete", "objective": value, "val": result.val,
+                             "test": result.test, "run_id": result.run_id, "steps": result.steps})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Studies: spec validation, --plan and its refusals, a smoke study end to end, two workers on one
+journal. Real text: the embedded UDHR written as a local corpus."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aunet_lab.config import ConfigError
+from aunet_lab.sweep.spec import load_spec
+
+TINY_MODELS = {
+    "bpe": {"dim": 32, "layers": 1, "heads": 2, "ffn_multiple_of": 16},
+    "aunet2": {"ffn_multiple_of": 16, "stages": [{"dim": 32, "layers": 1, "heads": 2, "window": 32},
+                                                  {"dim": 64, "layers": 1, "heads": 4}]},
+}
+
+
+@pytest.fixture(scope="module")
+def udhr(tmp_path_factory):
+    from aunet_lab.data.corpus import prepare
+    from aunet_lab.data.manifest import load_manifest
+    from aunet_lab.demo import write_embedded_corpus
+
+    root = tmp_path_factory.mktemp("sweep")
+    manifest = write_embedded_corpus(root / "corpus")
+    prepare(load_manifest(manifest), root / "cache", ["en", "fr", "de"])
+    return root, manifest
+
+
+def write_spec(root: Path, manifest: Path, name: str, **changes) -> Path:
+    spec = {
+        "name": name,
+        "base": {"data": {"manifest": str(manifest), "cache": str(root / "cache"), "window_bytes": 64,
+                          "batch_size": 4, "vocab_size": 300, "max_epochs": 3},
+                 "optim": {"warmup_steps": 3},
+                 "trainer": {"val_every": 8, "checkpoint_every": 8, "limit_val_batches": 2,
+                             "limit_test_batches": 2, "samples": 0}},
+        "models": copy.deepcopy(TINY_MODELS),
+        "axes": {"arch": ["bpe", "aunet2"], "data_budget": ["6KB", "12KB"],
+                 "mixture": {"en": {"en": 1.0}, "en-fr": {"en": 0.5, "fr": 0.5}}},
+        "tune": {"trials": 2, "lr_factor": 3},
+        "sampler": {"name": "tpe", "seed": 0, "n_startup_trials": 1},
+        "pruner": {"name": "none"},
+        "output_dir": str(root / "studies"),
+        "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+    }
+    for dotted, value in changes.items():
+        node = spec
+        keys = dotted.split("__")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        if value is None:
+            node.pop(keys[-1], None)
+        else:
+            node[keys[-1]] = value
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    return path
+
+
+def cli(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "aunet_lab.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONHASHSEED": "0", "COLUMNS": "250"})
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"axes__stage_depth": [1, 2]}, "axes.stage_depth: unknown key"),
+    ({"axes__arch": []}, "axes.arch: empty grid"),
+    ({"axes__data_budget": "6KB"}, "axes.data_budget: expected a list of values, got '6KB'"),
+    ({"axes__arch": ["bpe", "aunet7"]}, "axes.arch[1]: unknown architecture 'aunet7'"),
+    ({"axes__seed": [0, "one"]}, "axes.seed[1]: expected an integer, got 'one'"),
+    ({"axes__mixture__en__en": -1}, "axes.mixture.en.en: expected a positive weight"),
+    ({"tune__trials": "two"}, "tune.trials: expected an integer"),
+    ({"tune__lr_factr": 3}, "tune.lr_factr: unknown key (did you mean 'lr_factor'?)"),
+    ({"pruner__name": "asha"}, "pruner.name: expected one of none, median, hyperband"),
+    ({"axes__compute_budget": [1e12]}, "axes: give exactly one of data_budget"),
+    ({"models__aunet2__stages": [{"dim": 32, "layers": 1, "heads": 2}]}, "models.aunet2.stages: aunet2 needs 2 stages"),
+    ({"base__optim__lr": "fast"}, "optim.lr: expected a number"),
+])
+def test_malformed_spec_fails_before_training_naming_the_key(udhr, change, expected):
+    root, manifest = udhr
+    path = write_spec(root, manifest, "bad", **change)
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    assert expected in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_malformed_spec_on_the_command_line_is_one_line_and_exit_2(udhr):
+    root, manifest = udhr
+    path = write_spec(root, manifest, "bad-cli", axes__arch=[])
+    result = cli("sweep", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "axes.arch: empty grid" in lines[0]
+    assert not (root / "studies" / "bad-cli").exists()  # nothing was started
+
+
+def test_cells_are_the_product_of_the_axes(udhr):
+    root, manifest = udhr
+    spec = load_spec(write_spec(root, manifest, "cells", axes__seed=[0, 1]))
+    cells = spec.cells()
+    assert len(cells) == 2 * 2 * 2 * 2
+    assert len({c.id for c in cells}) == len(cells)
+    assert {(c.arch, c.budget, c.mixture_name, c.seed) for c in cells} == {
+        (a, b, m, s) for a in ("bpe", "aunet2") for b in (6000, 12000) for m in ("en", "en-fr") for s in (0, 1)}
+
+
+def test_plan_prints_every_cell_and_refuses_infeasible_ones(udhr):
+    root, manifest = udhr
+    ok = write_spec(root, manifest, "plan-ok")
+    result = cli("sweep", str(ok), "--plan")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for cell in ("bpe-6KB-en", "bpe-12KB-enfr", "aunet2-6KB-enfr", "aunet2-12KB-en"):
+        assert cell in result.stdout
+    assert "estimated time with one worker" in result.stdout
+    assert not list((root / "studies").glob("plan-ok/optuna.journal"))  # --plan trains nothing
+
+    from aunet_lab.sweep.plan import plan_study
+
+    plans = {p.cell.id: p for p in plan_study(load_spec(ok), time_steps=False)}
+    p = plans["aunet2-12KB-en"]
+    assert p.bytes == 12000 and p.steps == -(-12000 // (4 * 64))
+    assert p.lr_range[0] < p.lr_law < p.lr_range[1]
+
+    # A budget past the repetition limit, one below a batch, and a compute budget too small to size
+    # AU-Net-2 at this granularity: all refused before anything trains.
+    bad = write_spec(root, manifest, "plan-bad", axes__data_budget=["100B", "90KB"])
+    result = cli("sweep", str(bad), "--plan")
+    assert result.returncode == 2
+    assert "cell bpe-100B-en: budget below one batch" in result.stderr
+    assert "cell aunet2-90KB-en: repetition past the maximum" in result.stderr
+    small = write_spec(root, manifest, "plan-small", axes__data_budget=None, axes__compute_budget=[1e6],
+                       axes__arch=["aunet2"], sizing={"width_multiple": 64, "head_dim": 32})
+    result = cli("sweep", str(small), "--plan")
+    assert result.returncode == 2 and "model too small for its stages" in result.stderr
+    result = cli("sweep", str(bad))
+    assert result.returncode == 2 and "budget below one batch" in result.stderr
+    assert not (root / "studies" / "plan-bad" / "optuna.journal").exists()
+
+
+def _mlflow(root: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+
+
+def test_smoke_study_end_to_end(udhr):
+    import optuna
+    from optuna.trial import TrialState
+
+    from aunet_lab.sweep.storage import open_storage
+
+    root, manifest = udhr
+    path = write_spec(root, manifest, "smoke-test", pruner={"name": "median", "n_startup_trials": 1,
+                                                           "warmup_fraction": 0.3})
+    result = cli("sweep", str(path), "--workers", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = root / "studies" / "smoke-test"
+    storage = open_storage(str(folder / "optuna.journal"))
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+    assert len(names) == 8 and all(n.startswith("smoke-test/") for n in names)
+    summary = {row["cell"]: row for row in _read_csv(folder / "summary.csv")}
+    assert len(summary) == 8
+    for name in names:
+        trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+        assert len(trials) == 2
+        assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        assert complete, name  # every cell has a finished best trial
+        best = min(complete, key=lambda t: t.value)
+        row = summary[name.split("/", 1)[1]]
+        assert float(row["val_objective"]) == pytest.approx(best.value)
+        assert 0.5 < float(row["test_bpb"]) < 9
+        lo, hi = sorted(t.params["lr"] for t in trials)
+        assert lo != hi  # the learning rate was searched
+
+    client = _mlflow(root)
+    exp = client.get_experiment_by_name("smoke-test")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("aunet.kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 16
+    for r in children:
+        tags = r.data.tags
+        assert tags["mlflow.parentRunId"] == parents[0].info.run_id
+        for key in ("aunet.arch", "aunet.stages", "aunet.split", "aunet.languages", "aunet.study", "aunet.trial",
+                    "aunet.cell", "aunet.seed", "git.commit", "data.hash"):
+            assert tags.get(key), (key, tags)
+        assert r.info.status in ("FINISHED", "KILLED")
+        assert (r.info.status == "KILLED") == (tags.get("aunet.status") == "pruned")
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"spec", "summary.csv", "summary.md"} <= artifacts
+
+    # Running it again without --resume is refused; with --resume there is nothing left to do.
+    again = cli("sweep", str(path))
+    assert again.returncode == 2 and "--resume" in again.stderr
+    again = cli("sweep", str(path), "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(client.search_runs([exp.experiment_id], max_results=1000)) == 17
+
+
+def test_two_workers_on_one_journal_run_each_trial_once(udhr):
+    import optuna
+
+    from aunet_lab.sweep.storage import open_storage
+
+    root, manifest = udhr
+    path = write_spec(root, manifest, "shared", axes__arch=["aunet2"], axes__data_budget=["6KB"],
+                      tune__trials=3)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    procs = [subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "sweep", str(path), "--resume"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    storage = open_storage(str(root / "studies" / "shared" / "optuna.journal"))
+    ran = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+        assert len(trials) == 3, summary.study_name
+        assert all(t.state.name == "COMPLETE" for t in trials)
+        ran += [(summary.study_name, t.number) for t in trials]
+    # Both processes worked, and each trial ran in exactly one of them.
+    lines = [line for _, err in outputs for line in err.splitlines() if " trial " in line and "COMPLETE" in line]
+    assert len(lines) == len(ran) == 6
+    assert all(any(" trial " in line for line in err.splitlines()) for _, err in outputs)
+    client = _mlflow(root)
+    exp = client.get_experiment_by_name("shared")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    assert sum(1 for r in runs if r.data.tags.get("aunet.kind") == "study") == 1
+    names = [r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(names) == len(set(names)) == 6
+
+
+def _read_csv(path: Path) -> list[dict]:
+    import csv
+
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
