@@ -365,7 +365,7 @@ def _print_plan(spec, console) -> int:
 def cmd_demo(args) -> int:
     from aunet_lab.demo import run_demo
 
-    return run_demo()
+    return run_demo(offline=args.offline, workers=args.workers, trials=args.trials)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -442,7 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="where the study's folder goes (default: the spec's output_dir, runs/studies)")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("demo", help="the main job on embedded data: split functions, then a tiny AU-Net trained")
+    p = sub.add_parser("demo", help="the main job on the embedded default data: split functions, then the smoke study")
+    p.add_argument("--offline", action="store_true", help="run the smoke study on the UDHR embedded in the package")
+    p.add_argument("--workers", type=int, help="trials at once (default: 2, or 1 on a one-core machine)")
+    p.add_argument("--trials", type=int, help="learning-rate trials per cell (default: the spec's 2)")
     p.set_defaults(func=cmd_demo)
     return parser
 

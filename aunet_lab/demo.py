@@ -1,10 +1,11 @@
-"""`make demo` / `aunet-lab demo`: the main job on embedded data.
+"""`make demo` / `aunet-lab demo`: the main job on the embedded default data.
 
-Until the Lightning training path lands, it shows the split functions at work on UDHR text in 13
-languages (units per byte by stage, the script-aware splitter's bytes per unit against English, a
-stability check of each built-in), then trains a tiny AU-Net-2 and a matched BPE baseline on the
-same UDHR documents through the real pipeline (a local manifest, the DataModule, Lightning, MLflow
-in ./mlruns) and compares their held-out bits per byte per language.
+It shows the split functions at work on UDHR text in 13 languages (units per byte by stage, the
+script-aware splitter's bytes per unit against English, a stability check of each built-in), then
+prepares English, German and French LibreOffice help (Debian packages) and runs the smoke study
+(``studies/smoke.yaml``: BPE against AU-Net-2, two data budgets, two mixtures, learning rates tuned
+per cell by Optuna, every trial an MLflow run), and ends by printing the results table and where
+to look. ``--offline`` runs the same study on the UDHR embedded in the package instead.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def _visible(unit: bytes) -> str:
     return unit.decode("utf-8", "replace").replace(" ", "\u2423").replace("\n", "\\n")
 
 
-def run_demo(console: Console | None = None) -> int:
+def run_demo(console: Console | None = None, offline: bool = False, workers: int | None = None,
+             trials: int | None = None) -> int:
     console = console or Console()
     texts = sample_texts()
     console.rule("[bold]aunet_lab demo: split functions on UDHR articles 1-3")
@@ -97,23 +99,71 @@ def run_demo(console: Console | None = None) -> int:
     reference = check_stability("aunet_lab.data.splitting:paper_reference_word", max_bytes=200)
     console.print(f"[yellow]reference code's rule, for comparison: {reference.summary()}[/yellow]", highlight=False)
 
-    steps = int(os.environ.get("AUNET_DEMO_STEPS", "300"))
-    console.rule(f"AU-Net-2 against BPE, {steps} steps each, on the embedded UDHR (13 languages)")
-    results = train_demo_pair(steps, console)
-    table = Table(title="Held-out UDHR articles (test split), bits per byte: lower is better")
-    table.add_column("language")
-    for arch in results:
-        table.add_column(arch, justify="right")
-    languages = sorted({k.split("/")[2] for r in results.values() for k in r["test"] if k.count("/") == 2})
-    for lang in languages + ["(micro)", "(macro)"]:
-        key = {"(micro)": "test/bpb", "(macro)": "test/bpb_macro"}.get(lang, f"test/bpb/{lang}")
-        table.add_row(lang, *[f"{r['test'].get(key, float('nan')):.3f}" for r in results.values()])
-    console.print(table)
-    for arch, r in results.items():
-        console.print(f"{arch}: MLflow run {r['run_id']}, {r['bytes_per_s']:.0f} bytes/s; sample: {r['sample']!r}",
-                      highlight=False)
-    console.print(f"Browse the runs: aunet-lab ui --tracking-uri {results[next(iter(results))]['tracking_uri']}",
-                  highlight=False)
+    return run_smoke_study(console, offline=offline, workers=workers, trials=trials)
+
+
+SMOKE_SPEC = Path(__file__).resolve().parent.parent / "studies" / "smoke.yaml"
+
+
+def offline_overrides(cache: Path) -> dict:
+    """The smoke study moved onto the embedded UDHR (about 8 kB of training text a language)."""
+    manifest = write_embedded_corpus(cache / "demo")
+    return {"description": "the smoke study on the embedded UDHR (offline)",
+            "base": {"data": {"manifest": str(manifest), "window_bytes": 64, "batch_size": 4, "vocab_size": 300,
+                              "max_epochs": 3},
+                     "trainer": {"val_every": 8, "checkpoint_every": 8, "limit_val_batches": 2,
+                                 "limit_test_batches": 4}},
+            "axes": {"data_budget": ["6KB", "12KB"]}}
+
+
+def run_smoke_study(console: Console, offline: bool = False, workers: int | None = None, trials: int | None = None,
+                    root: Path | None = None) -> int:
+    import shutil
+    import subprocess
+    import sys
+
+    from aunet_lab.data.corpus import default_cache
+
+    root = Path(root or Path.cwd())
+    overrides: dict = {"output_dir": str(root / "runs" / "demo")}
+    if offline:
+        overrides.update(offline_overrides(Path(default_cache())))
+    else:  # the spec's manifest path is relative to the checkout, wherever the demo runs from
+        overrides["base"] = {"data": {"manifest": str(SMOKE_SPEC.parent.parent / "data_manifests" /
+                                                  "libreoffice-help.yaml")}}
+    if trials:
+        overrides["tune"] = {"trials": trials}
+    spec_path = SMOKE_SPEC if SMOKE_SPEC.is_file() else None
+    if spec_path is None:
+        console.print("[red]studies/smoke.yaml is not next to the package (run the demo from a source checkout)[/red]")
+        return 2
+    from aunet_lab.sweep.spec import load_spec
+
+    spec = load_spec(spec_path, overrides)
+    if spec.folder.exists():
+        shutil.rmtree(spec.folder)  # the demo's own study folder: every demo starts afresh
+    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    source = "the embedded UDHR" if offline else "LibreOffice help (en, de, fr; Debian packages, prepared once)"
+    console.rule(f"Smoke study: BPE against AU-Net-2 on {source}, {workers} worker(s)")
+    spec_file = spec.folder.parent / "smoke-demo.yaml"
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(yaml.safe_dump({**spec.raw, "output_dir": str(spec.folder.parent)}, allow_unicode=True))
+    command = [sys.executable, "-m", "aunet_lab.cli", "sweep", str(spec_file), "--workers", str(workers)]
+    start = time.monotonic()
+    code = subprocess.call(command)
+    if code != 0:
+        if not offline:
+            console.print("[yellow]the smoke study did not run on LibreOffice help (see above); "
+                          "`aunet-lab demo --offline` runs it on the embedded UDHR[/yellow]")
+        return code
+    console.print(f"smoke study finished in {time.monotonic() - start:.0f}s", highlight=False)
+    from aunet_lab.training.tracking import resolve_tracking_uri
+
+    console.rule("Where to look")
+    console.print(f"results table: {spec.folder / 'summary.md'} (and summary.csv)", highlight=False)
+    console.print(f"MLflow UI:     aunet-lab ui --tracking-uri {resolve_tracking_uri(spec.tracking_uri)}  "
+                  f"(experiment '{spec.name}': the study's parent run, one child run per trial)", highlight=False)
+    console.print(f"Optuna:        {spec.folder / 'optuna.journal'} (optuna-dashboard opens it)", highlight=False)
     return 0
 
 
@@ -135,54 +185,3 @@ def write_embedded_corpus(folder: Path) -> Path:
         "sources": [{"kind": "local", "name": "udhr", "reader": "jsonl", "paths": str(folder / "{tag}.jsonl"),
                      "id_field": "id"}]}, allow_unicode=True))
     return manifest
-
-
-def train_demo_pair(steps: int, console: Console | None = None, root: Path | None = None) -> dict:
-    """Prepare the embedded corpus and train a tiny AU-Net-2 and a matched BPE baseline on the same
-    documents through the real training path (Lightning, MLflow in ./mlruns)."""
-    import logging
-
-    from aunet_lab.config import load_config
-    from aunet_lab.data.corpus import prepare
-    from aunet_lab.data.manifest import load_manifest
-    from aunet_lab.training.run import train
-
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    root = Path(root or Path.cwd())
-    cache = root / ".cache" / "aunet_lab"
-    manifest = write_embedded_corpus(cache / "demo")
-    prepare(load_manifest(manifest), cache)
-    mixture = {lang: 1 / 13 for lang in load_manifest(manifest).languages}
-    mixture[next(iter(mixture))] += 1 - sum(mixture.values())
-    common = [f"data.manifest={manifest}", f"data.cache={cache}", f"data.mixture={json.dumps(mixture)}",
-              "data.budget=600KB", "data.window_bytes=256", "data.batch_size=8", "data.vocab_size=1024",
-              f"trainer.max_steps={steps}", f"trainer.val_every={max(steps // 3, 1)}",
-              f"trainer.checkpoint_every={max(steps // 3, 1)}", "trainer.limit_val_batches=2", "trainer.samples=1",
-              "trainer.sample_bytes=60", "optim.lr=3e-3", f"optim.warmup_steps={max(steps // 10, 1)}",
-              "tracking.experiment=aunet-lab-demo", f"output_dir={root / 'runs'}"]
-    arms = {
-        "AU-Net-2": ["model.arch=aunet", "model.aunet.stages=[{dim: 64, layers: 1, heads: 2, window: 64},"
-                     " {dim: 128, layers: 2, heads: 4}]", "model.aunet.ffn_multiple_of=32",
-                     f"tracking.run_name=demo-aunet2-{steps}"],
-        "BPE": ["model.arch=bpe", "model.bpe={dim: 128, layers: 2, heads: 4, ffn_multiple_of: 32}",
-                f"tracking.run_name=demo-bpe-{steps}"],
-    }
-    results = {}
-    for arch, extra in arms.items():
-        config = load_config(None, overrides=common + extra)
-        if (Path(config.output_dir) / config.tracking.run_name / "final.ckpt").exists():
-            import shutil
-
-            shutil.rmtree(Path(config.output_dir) / config.tracking.run_name)
-        start = time.monotonic()
-        result = train(config)
-        elapsed = time.monotonic() - start
-        sample = (result.run_dir / "samples.txt").read_text(encoding="utf-8").split("-> ", 1)[-1]
-        from aunet_lab.training.tracking import resolve_tracking_uri
-
-        results[arch] = {"run_id": result.run_id, "test": result.test, "val": result.val, "sample": sample,
-                         "bytes_per_s": float(steps * 8 * 256) / max(elapsed, 1e-9),
-                         "tracking_uri": resolve_tracking_uri(config.tracking.tracking_uri)}
-        if console is not None:
-            console.print(f"  {arch}: {result.steps} steps, final loss {result.final_loss:.3f}", highlight=False)
-    return results

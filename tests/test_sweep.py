@@ -245,3 +245,25 @@ def _read_csv(path: Path) -> list[dict]:
 
     with path.open() as fh:
         return list(csv.DictReader(fh))
+
+
+def test_compute_budget_cells_are_sized_by_compute_matching(udhr):
+    from aunet_lab.sweep.plan import plan_study
+
+    root, manifest = udhr
+    path = write_spec(root, manifest, "compute", models=None, axes__data_budget=None,
+                      axes__compute_budget=[3e11, 3e12], axes__arch=["bpe", "aunet1", "aunet2"],
+                      axes__mixture={"en": {"en": 1.0}}, base__data__max_epochs=100000,
+                      sizing={"ratio": 10, "head_dim": 16, "width_multiple": 16, "byte_layers": 1, "byte_window": 32,
+                              "ffn_multiple_of": 16})
+    plans = plan_study(load_spec(path), time_steps=False)
+    assert len(plans) == 6 and all(p.feasible for p in plans), [p.refusals for p in plans]
+    for p in plans:
+        # The whole budget is spent: bytes x FLOPs per byte = the cell's compute budget.
+        assert p.compute == pytest.approx(p.cell.budget, rel=1e-3)
+    for budget in (3e11, 3e12):
+        fpb = {p.cell.arch: p.flops_per_byte for p in plans if p.cell.budget == budget}
+        # Every arm at about the same FLOPs per byte (the matching rule's granularity allows 1.5x).
+        assert max(fpb.values()) / min(fpb.values()) < 1.5, fpb
+    small, large = (next(p for p in plans if p.cell.arch == "aunet2" and p.cell.budget == b) for b in (3e11, 3e12))
+    assert large.params > small.params and large.bytes > small.bytes  # both grow with compute
