@@ -13,6 +13,8 @@ import copy
 import dataclasses
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +25,7 @@ from pathlib import Path
 from aunet_lab.config import ConfigError, to_plain
 from aunet_lab.sweep.plan import CellPlan, base_config, ensure_prepared, plan_study
 from aunet_lab.sweep.spec import StudySpec
-from aunet_lab.sweep.storage import build_pruner, build_sampler, open_storage, storage_url
+from aunet_lab.sweep.storage import build_pruner, build_sampler, has_heartbeat, open_storage, storage_url
 
 
 @dataclass
@@ -60,6 +62,7 @@ class StudyRunner:
         self._done = threading.Lock()
         self.plans: list[CellPlan] = []
         self.studies: dict = {}
+        self._running: set[int] = set()  # trial ids this process is running now
 
     # ------------------------------------------------------------------ setup
     def prepare(self, resume: bool) -> None:
@@ -73,7 +76,8 @@ class StudyRunner:
         refused = [p for p in self.plans if not p.feasible]
         if refused:
             raise ConfigError(f"{spec.path}: " + "; ".join(f"cell {p.cell.id}: {r}" for p in refused for r in p.refusals))
-        self.storage = open_storage(self.storage_url)
+        faults = spec.faults
+        self.storage = open_storage(self.storage_url, (faults.heartbeat_interval, faults.grace_period))
         existing = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
         mine = {study_name(spec, p.cell.id) for p in self.plans}
         if existing & mine and not resume:
@@ -133,14 +137,18 @@ class StudyRunner:
         return dist
 
     def next_trial(self):
-        """(plan, trial, repeat seed or None) for the next trial to run, or None when every cell has
-        all its trials; asked under the study folder's lock."""
+        """(plan, trial, repeat seed or None) for the next trial to run, or None when no cell needs
+        a new trial now; asked under the study folder's lock, after dead trials are dealt with."""
         from optuna.trial import TrialState
 
         with _lock(self.spec):
             for plan in self.plans:
                 study = self.studies[plan.cell.id]
+                self._reap(plan, study)
                 trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
+                if any(t.state == TrialState.WAITING for t in trials):  # a retry (or a repeat) queued
+                    trial = study.ask(self._distributions(plan))
+                    return plan, trial, trial.user_attrs.get("repeat_seed")
                 tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
                 if len(tuning) < self.spec.tune.trials:
                     return plan, study.ask(self._distributions(plan)), None
@@ -154,10 +162,73 @@ class StudyRunner:
                 have = {t.user_attrs["repeat_seed"] for t in trials if "repeat_seed" in t.user_attrs}
                 for seed in self.spec.tune.repeat_seeds:
                     if seed not in have:
-                        study.enqueue_trial(best.params, user_attrs={"repeat_seed": seed, "repeat_of": best.number},
-                                            skip_if_exists=False)
+                        study.enqueue_trial(best.params, user_attrs={"repeat_seed": seed, "repeat_of": best.number})
                         return plan, study.ask(self._distributions(plan)), seed
         return None
+
+    def finished(self) -> bool:
+        """Every cell has all its trials finished (complete, pruned, or failed past its retries)."""
+        from optuna.trial import TrialState
+
+        done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        wanted = self.spec.tune.trials + len(self.spec.tune.repeat_seeds)
+        for plan in self.plans:
+            trials = [t for t in self.studies[plan.cell.id].get_trials(deepcopy=False)
+                      if not t.user_attrs.get("retried")]
+            if sum(t.state in done for t in trials) < wanted:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ dead trials
+    def _reap(self, plan: CellPlan, study) -> None:
+        from optuna.trial import TrialState
+
+        stale_ids = None
+        if has_heartbeat(self.storage):
+            stale_ids = set(self.storage._get_stale_trial_ids(study._study_id))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t._trial_id in self._running:
+                continue  # ours, in this process
+            attrs = t.user_attrs
+            reason = None
+            if attrs.get("host") == _host() and attrs.get("worker_pid"):
+                if not _alive(attrs["worker_pid"]):
+                    reason = f"its worker (pid {attrs['worker_pid']}) died"
+                elif attrs.get("pid") and not _alive(attrs["pid"]) and attrs["worker_pid"] == os.getpid():
+                    reason = f"its trial process (pid {attrs['pid']}) died"
+            elif stale_ids is not None and t._trial_id in stale_ids:
+                reason = f"no heartbeat for {self.spec.faults.grace_period}s (worker on {attrs.get('host', '?')} lost)"
+            if reason is None:
+                continue
+            result = _read_result(attrs.get("trial_dir"))
+            if result.get("status") == "complete":  # it finished; its worker died before reporting it
+                self._tell_complete(study, t._trial_id, t.number, result)
+                continue
+            self._fail(study, t._trial_id, t, f"dead trial: {reason}")
+
+    def _fail(self, study, trial_id: int, trial, reason: str, retry: bool = True) -> None:
+        """Mark a trial FAIL with the reason, end its MLflow run FAILED, and queue a retry of the same
+        parameters (resuming from its last checkpoint) while retries remain."""
+        from optuna.trial import TrialState
+
+        attrs = trial.user_attrs
+        retries = int(attrs.get("retries", 0))
+        storage = study._storage
+        storage.set_trial_user_attr(trial_id, "failure", reason[:5000])
+        self._fail_mlflow_run(attrs, reason)
+        if retry and retries < self.spec.faults.max_retries:
+            storage.set_trial_user_attr(trial_id, "retried", True)
+            extra = {k: attrs[k] for k in ("repeat_seed", "repeat_of") if k in attrs}
+            study.enqueue_trial(dict(trial.params), user_attrs={
+                **extra, "retry_of": trial.number, "retries": retries + 1, "resume_run": attrs.get("run_name")})
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+
+    def _tell_complete(self, study, trial_id: int, number: int, result: dict) -> None:
+        storage = study._storage
+        for key in ("run_id", "objective", "test", "val"):
+            if key in result:
+                storage.set_trial_user_attr(trial_id, key, result[key])
+        study.tell(number, result["objective"], skip_if_finished=True)
 
     def trial_config(self, plan: CellPlan, trial, repeat_seed: int | None):
         config = copy.deepcopy(plan.config)
@@ -167,13 +238,12 @@ class StudyRunner:
         if repeat_seed is not None:
             config.trainer.seed = config.data.seed = repeat_seed
         config.tracking.tracking_uri = self.tracking_uri
-        config.tracking.run_name = f"{plan.cell.id}-t{trial.number}"
+        # A retry continues the dead trial's run folder: it resumes from its last checkpoint.
+        config.tracking.run_name = trial.user_attrs.get("resume_run") or f"{plan.cell.id}-t{trial.number}"
         config.trainer.progress = False
         return config
 
     def run_trial(self, plan: CellPlan, trial, repeat_seed: int | None) -> TrialOutcome:
-        from optuna.trial import TrialState
-
         spec = self.spec
         config = self.trial_config(plan, trial, repeat_seed)
         trial_dir = spec.folder / "trials" / plan.cell.id / f"{trial.number:04d}"
@@ -187,58 +257,94 @@ class StudyRunner:
         job = {"config": to_plain(config), "storage": self.storage_url, "study": study_name(spec, cell.id),
                "trial_id": trial._trial_id, "number": trial.number, "parent_run_id": self.parent_run_id,
                "tags": tags, "objective": dataclasses.asdict(spec.objective),
+               "heartbeat": [spec.faults.heartbeat_interval, spec.faults.grace_period],
                "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"}}
         (trial_dir / "trial.json").write_text(json.dumps(job, indent=1, default=str))
-        trial.set_user_attr("trial_dir", str(trial_dir))
-        trial.set_user_attr("run_name", config.tracking.run_name)
+        for key, value in (("trial_dir", str(trial_dir)), ("run_name", config.tracking.run_name),
+                           ("host", _host()), ("worker_pid", os.getpid())):
+            trial.set_user_attr(key, value)
         env = {**os.environ, "AUNET_LAB_THREADS": str(self.threads_per_trial), "PYTHONHASHSEED": "0",
                "OMP_NUM_THREADS": str(self.threads_per_trial)}
         start = time.monotonic()
-        with (trial_dir / "log.txt").open("w") as log:
+        self._running.add(trial._trial_id)  # until it is told: other threads must not reap it
+        try:
+            return self._launch(plan, trial, trial_dir, env, start)
+        finally:
+            self._running.discard(trial._trial_id)
+
+    def _launch(self, plan: CellPlan, trial, trial_dir: Path, env: dict, start: float) -> TrialOutcome:
+        from optuna.trial import TrialState
+
+        cell = plan.cell
+        with (trial_dir / "log.txt").open("a") as log:
             proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.sweep.trial", str(trial_dir)], stdout=log,
-                                    stderr=subprocess.STDOUT, env=env)
+                                    stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
             trial.set_user_attr("pid", proc.pid)
-            code = proc.wait()
+            code = self._wait(proc, trial)
         seconds = time.monotonic() - start
-        result = json.loads((trial_dir / "result.json").read_text()) if (trial_dir / "result.json").is_file() else {}
+        result = _read_result(str(trial_dir))
         study = self.studies[cell.id]
         status = result.get("status")
         if status == "complete":
-            for key in ("run_id", "objective"):
-                trial.set_user_attr(key, result[key])
-            trial.set_user_attr("test", result.get("test", {}))
-            trial.set_user_attr("val", result.get("val", {}))
-            study.tell(trial, result["objective"])
+            self._tell_complete(study, trial._trial_id, trial.number, result)
             return TrialOutcome(cell.id, trial.number, "COMPLETE", result["objective"], seconds)
         if status == "pruned":
             trial.set_user_attr("pruned", result.get("reason", ""))
-            study.tell(trial, state=TrialState.PRUNED)
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             return TrialOutcome(cell.id, trial.number, "PRUNED", None, seconds, result.get("reason", ""))
-        reason = result.get("reason") or f"trial process exited with status {code} (log: {trial_dir / 'log.txt'})"
-        trial.set_user_attr("failure", reason)
-        self._fail_mlflow_run(config, reason)
-        study.tell(trial, state=TrialState.FAIL)
+        frozen = study._storage.get_trial(trial._trial_id)
+        if status == "failed":  # the run itself failed (non-finite loss): rerunning would fail again
+            self._fail(study, trial._trial_id, frozen, result.get("reason", "failed"), retry=False)
+            return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, result.get("reason", ""))
+        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        reason = f"trial process {how} (log: {trial_dir / 'log.txt'})"
+        self._fail(study, trial._trial_id, frozen, reason)
         return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, reason)
 
-    def _fail_mlflow_run(self, config, reason: str) -> None:
-        """A trial process that died leaves its MLflow run RUNNING: end it as FAILED, with the reason."""
-        marker = Path(config.output_dir) / config.tracking.run_name / "mlflow_run_id"
-        if not marker.is_file():
-            return
-        from aunet_lab.training.tracking import client_for
+    def _wait(self, proc, trial) -> int:
+        """Wait for the trial process; on RDB storages, keep its heartbeat going meanwhile."""
+        if not has_heartbeat(self.storage):
+            return proc.wait()
+        interval = self.spec.faults.heartbeat_interval
+        while True:
+            self.storage.record_heartbeat(trial._trial_id)
+            try:
+                return proc.wait(timeout=interval)
+            except subprocess.TimeoutExpired:
+                continue
 
-        client = client_for(self.tracking_uri)
-        run_id = marker.read_text().strip()
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_tag(run_id, "aunet.failure", reason[:5000])
-            client.set_terminated(run_id, "FAILED")
+    def _fail_mlflow_run(self, attrs: dict, reason: str) -> None:
+        """A trial that died leaves its MLflow run RUNNING: end it FAILED, with the reason. The run is
+        found through the trial (set by the trial process) or the run folder's marker."""
+        run_id = attrs.get("mlflow_run_id")
+        if not run_id and attrs.get("trial_dir"):
+            job = Path(attrs["trial_dir"]) / "trial.json"
+            if job.is_file():
+                config = json.loads(job.read_text())["config"]
+                marker = Path(config["output_dir"]) / config["tracking"]["run_name"] / "mlflow_run_id"
+                run_id = marker.read_text().strip() if marker.is_file() else None
+        if not run_id:
+            return
+        try:
+            from aunet_lab.training.tracking import client_for
+
+            client = client_for(self.tracking_uri)
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_tag(run_id, "aunet.failure", reason[:5000])
+                client.set_terminated(run_id, "FAILED")
+        except Exception as err:  # the tracking server itself may be what failed
+            self._say(f"could not mark MLflow run {run_id} FAILED: {err}")
 
     # ------------------------------------------------------------------ the loop
     def _worker(self, progress) -> None:
         while True:
             picked = self.next_trial()
             if picked is None:
-                return
+                # Nothing to ask now; trials still running elsewhere may die and need a retry.
+                if self.finished():
+                    return
+                time.sleep(self.spec.faults.poll_seconds)
+                continue
             plan, trial, seed = picked
             outcome = self.run_trial(plan, trial, seed)
             with self._done:
@@ -320,3 +426,44 @@ def study_summary(spec: StudySpec, plans: list[CellPlan], studies: dict):
             row["test_bpb_std"] = statistics.stdev(values) if len(values) > 1 else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is dead too.
+    try:
+        with open(f"/proc/{int(pid)}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _die_with_parent() -> None:
+    """In the trial process: be killed if the worker that started it dies (Linux), so a killed
+    worker leaves no trial training unseen."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _read_result(trial_dir: str | None) -> dict:
+    if not trial_dir:
+        return {}
+    path = Path(trial_dir) / "result.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _host() -> str:
+    """This machine's name in trial records (AUNET_LAB_HOST overrides it: tests stand in for a second host)."""
+    return os.environ.get("AUNET_LAB_HOST") or socket.gethostname()

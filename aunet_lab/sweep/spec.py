@@ -70,6 +70,16 @@ class SizingSpec:
 
 
 @dataclass
+class FaultSpec:
+    """What happens when a trial dies (its process, or the worker that ran it, killed or lost)."""
+
+    max_retries: int = 2  # a dead trial is rerun (from its last checkpoint) up to this many times
+    heartbeat_interval: int = 30  # RDB storages: seconds between a running trial's heartbeats
+    grace_period: int = 120  # RDB storages: a trial without a heartbeat this long is dead
+    poll_seconds: float = 5.0  # a worker with nothing to ask waits this long before looking again
+
+
+@dataclass
 class Cell:
     id: str
     arch: str
@@ -100,6 +110,7 @@ class StudySpec:
     objective: ObjectiveSpec
     sampler: SamplerSpec
     pruner: PrunerSpec
+    faults: FaultSpec
     output_dir: str
     tracking_uri: str | None
     raw: dict
@@ -222,7 +233,7 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
     raw = _merge(raw or {}, overrides or {})
     check = _Checker(path)
     top = ("name", "description", "base", "models", "sizing", "axes", "tune", "objective", "sampler", "pruner",
-           "output_dir", "tracking_uri")
+           "faults", "output_dir", "tracking_uri")
     check.mapping(raw, "", top)
     name = raw.get("name") or path.stem
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
@@ -301,11 +312,14 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
     if pruner.name not in PRUNERS:
         check.fail("pruner.name", f"expected one of {', '.join(PRUNERS)}, got {pruner.name!r}")
     sizing = _dataclass(SizingSpec, raw.get("sizing"), "sizing", check)
+    faults = _dataclass(FaultSpec, raw.get("faults"), "faults", check)
+    if faults.max_retries < 0 or faults.heartbeat_interval < 1 or faults.grace_period <= faults.heartbeat_interval:
+        check.fail("faults", "expected max_retries >= 0, heartbeat_interval >= 1 and grace_period > heartbeat_interval")
     for key in ("description", "output_dir", "tracking_uri"):
         if key in raw and raw[key] is not None and not isinstance(raw[key], str):
             check.fail(key, f"expected a string, got {raw[key]!r}")
     spec = StudySpec(name, path, raw.get("description", ""), base, models, sizing, axes, tune, objective, sampler,
-                     pruner, raw.get("output_dir") or "runs/studies", raw.get("tracking_uri"), raw)
+                     pruner, faults, raw.get("output_dir") or "runs/studies", raw.get("tracking_uri"), raw)
     _check_base(spec, check)
     return spec
 

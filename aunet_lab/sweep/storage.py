@@ -11,8 +11,9 @@ def storage_url(url: str | None, folder: Path) -> str:
     return url or str(Path(folder) / "optuna.journal")
 
 
-def open_storage(url: str):
-    """A journal file (a path) or an RDB storage (``sqlite:///...``, ``postgresql://...``)."""
+def open_storage(url: str, heartbeat: tuple[int, int] = (30, 120)):
+    """A journal file (a path) or an RDB storage (``sqlite:///...``, ``postgresql://...``); RDB
+    storages other than SQLite get heartbeats (``heartbeat`` = interval, grace period in seconds)."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -21,8 +22,14 @@ def open_storage(url: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     kwargs = {}
+    if url.startswith(("postgresql://", "postgres://")):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None:  # SQLAlchemy's default driver; psycopg 3 is ours
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if not url.startswith("sqlite"):
-        kwargs = {"engine_kwargs": {"pool_pre_ping": True}, "heartbeat_interval": 30, "grace_period": 120}
+        kwargs = {"engine_kwargs": {"pool_pre_ping": True}, "heartbeat_interval": heartbeat[0],
+                  "grace_period": heartbeat[1]}
     return optuna.storages.RDBStorage(url, **kwargs)
 
 
@@ -48,3 +55,7 @@ def build_pruner(pruner: dict, cell_bytes: int):
         return optuna.pruners.HyperbandPruner(min_resource=max(1, cell_bytes // 9), max_resource=cell_bytes,
                                               reduction_factor=pruner.get("reduction_factor", 3))
     return optuna.pruners.NopPruner()
+
+
+def has_heartbeat(storage) -> bool:
+    return hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval() is not None

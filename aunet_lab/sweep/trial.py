@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     objective = job["objective"]
     trial = None
     if is_launcher_process():
-        study = optuna.load_study(study_name=job["study"], storage=open_storage(job["storage"]),
+        study = optuna.load_study(study_name=job["study"], storage=open_storage(job["storage"], tuple(job["heartbeat"])),
                                   pruner=build_pruner(job["pruner"], config.data.budget))
         trial = optuna.trial.Trial(study, job["trial_id"])
     pruning = BytesPruning(trial, objective["metric"], objective.get("languages"))
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     base = {"trial": job["number"], "run_name": config.tracking.run_name}
     try:
         result = train(config, resume=resume, parent_run_id=job["parent_run_id"], extra_tags=job["tags"],
-                       callbacks=[pruning])
+                       callbacks=[pruning],
+                       on_run_created=(lambda run_id: trial.set_user_attr("mlflow_run_id", run_id)) if trial else None)
     except optuna.TrialPruned as err:
         write_result(trial_dir, {**base, "status": "pruned", "reason": str(err)})
         return EXIT_PRUNED

@@ -141,7 +141,8 @@ def is_launcher_process() -> bool:
 
 
 def train(config: TrainConfig, resume: bool = False, init_from: str | None = None, parent_run_id: str | None = None,
-          extra_tags: dict | None = None, callbacks: list | None = None) -> RunResult:
+          extra_tags: dict | None = None, callbacks: list | None = None,
+          on_run_created=None) -> RunResult:
     import warnings
 
     import lightning.pytorch as pl
@@ -216,6 +217,8 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         run = client.create_run(exp, run_name=name, tags=tags)
         run_id = run.info.run_id
         (run_dir / "mlflow_run_id").write_text(run_id + "\n")
+        if on_run_created is not None:
+            on_run_created(run_id)
         params = {k: ("null" if v is None else str(v))[:6000] for k, v in flatten(to_plain(config)).items()}
         params.update({"model.non_embedding_params": str(sum(p.numel() for n, p in module.model.named_parameters()
                                                             if "tok_embeddings" not in n and "output" not in n)),
@@ -239,7 +242,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     else:
         client.set_terminated(run_id, "RUNNING")
         logged_through = max((m.step for m in client.get_metric_history(run_id, "train/loss")), default=-1)
-    module.tracker = MetricBuffer(client, run_id, logged_through) if main else None
+    module.tracker = MetricBuffer(client, run_id, logged_through, spill=run_dir / "unlogged_metrics.jsonl") if main else None
 
     val_every = config.trainer.val_every
     from aunet_lab.data.corpus import default_cache
@@ -275,7 +278,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         trainer.save_checkpoint(run_dir / "final.ckpt", weights_only=False)  # collective: every process
         if not trainer.is_global_zero:
             return RunResult(run_id, run_dir, status, None, {}, {}, trainer.global_step)
-        module.tracker.flush()
+        module.tracker.flush(final=True)
         _final_artifacts(config, module, dm, client, run_id, run_dir, trainer)
     except NonFiniteLoss as err:
         status = "FAILED"
@@ -286,13 +289,17 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         raise
     except BaseException as err:
         if module.tracker is not None:
-            module.tracker.flush()
-            if type(err).__name__ == "TrialPruned":  # a sweep's pruner stopped it: not a failure
-                client.set_tag(run_id, "aunet.status", "pruned")
-                client.set_tag(run_id, "aunet.pruned", str(err))
-                client.set_terminated(run_id, "KILLED")
-            else:
-                client.set_terminated(run_id, "FAILED")
+            try:
+                module.tracker.flush()
+                if type(err).__name__ == "TrialPruned":  # a sweep's pruner stopped it: not a failure
+                    client.set_tag(run_id, "aunet.status", "pruned")
+                    client.set_tag(run_id, "aunet.pruned", str(err))
+                    client.set_terminated(run_id, "KILLED")
+                else:
+                    client.set_tag(run_id, "aunet.failure", f"{type(err).__name__}: {err}"[:5000])
+                    client.set_terminated(run_id, "FAILED")
+            except Exception:  # the store itself is unreachable: the original error is the one to see
+                pass
         raise
     client.set_terminated(run_id, status)
     history = client.get_metric_history(run_id, "train/loss")

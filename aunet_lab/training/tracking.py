@@ -7,7 +7,9 @@ holds always ends at the last checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -67,14 +69,40 @@ def experiment_id(client, name: str, uri: str) -> str:
 
 
 class MetricBuffer:
-    """Collects metrics by step; ``flush`` writes them to the run in batches."""
+    """Collects metrics by step; ``flush`` writes them to the run in batches.
 
-    def __init__(self, client, run_id: str, skip_through: int = -1):
+    If the store cannot be reached (a tracking server gone away), ``flush`` keeps the points in a
+    spill file beside the checkpoint (``spill``) and training goes on; the next flush that reaches
+    the store sends them. ``flush(final=True)`` retries for ``final_wait`` seconds, then raises
+    TrackingError (the points stay in the spill file, and a resumed run sends them).
+    """
+
+    def __init__(self, client, run_id: str, skip_through: int = -1, spill: Path | None = None,
+                 final_wait: float = 60.0):
         self.client = client
         self.run_id = run_id
         self.pending: list = []
-        # Steps MLflow already holds (a resumed run replays them from its checkpoint): not logged again.
-        self.skip_through = skip_through
+        self.spill = Path(spill) if spill else None
+        self.final_wait = final_wait
+        self.warned = False
+        # Steps MLflow (or the spill file) already holds (a resumed run replays them from its
+        # checkpoint): not logged again.
+        self.skip_through = max(skip_through, self._spilled_through())
+
+    def _spilled(self) -> list:
+        from mlflow.entities import Metric
+
+        if self.spill is None or not self.spill.is_file():
+            return []
+        out = []
+        for line in self.spill.read_text().splitlines():
+            if line.strip():
+                key, value, ts, step = json.loads(line)
+                out.append(Metric(key, value, ts, step))
+        return out
+
+    def _spilled_through(self) -> int:
+        return max((m.step for m in self._spilled()), default=-1)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -86,7 +114,37 @@ class MetricBuffer:
             value = float(value)
             self.pending.append(Metric(key, value, now, int(step)))
 
-    def flush(self) -> None:
-        while self.pending:
-            chunk, self.pending = self.pending[:1000], self.pending[1000:]
-            self.client.log_batch(self.run_id, metrics=chunk)
+    def _send(self) -> bool:
+        points = self._spilled() + self.pending
+        try:
+            for i in range(0, len(points), 1000):
+                self.client.log_batch(self.run_id, metrics=points[i : i + 1000])
+        except Exception as err:  # unreachable store: keep every point, go on training
+            if self.spill is None:
+                raise
+            with self.spill.open("a") as fh:
+                for m in self.pending:
+                    fh.write(json.dumps([m.key, m.value, m.timestamp, m.step]) + "\n")
+            self.pending = []
+            if not self.warned:
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                print(f"warning: MLflow unreachable ({first}); metrics kept in {self.spill} until it is back",
+                      file=sys.stderr)
+                self.warned = True
+            return False
+        self.pending = []
+        if self.spill is not None and self.spill.is_file():
+            self.spill.unlink()
+            self.warned = False
+        return True
+
+    def flush(self, final: bool = False) -> None:
+        if self._send() or not final:
+            return
+        deadline = time.monotonic() + self.final_wait
+        while time.monotonic() < deadline:
+            time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
+            if self._send():
+                return
+        raise TrackingError(f"MLflow unreachable at the end of the run; {len(self._spilled())} metric points "
+                            f"kept in {self.spill} (a resumed run sends them)")
