@@ -121,7 +121,10 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(udhr):
         os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     wait_for(lambda: subprocess.run(["pgrep", "-f", f"aunet_lab.sweep.trial {folder}"]).returncode != 0, 30)
-    completed_before = {t.number for t in next(iter(trials_of(folder).values())) if t.state.name == "COMPLETE"}
+    # Trials that finished training before the kill (told to Optuna or not: the worker may have died
+    # between the two) must not be lost or run again.
+    completed_before = {int(p.parent.name) for p in folder.glob("trials/*/*/result.json")
+                        if json.loads(p.read_text())["status"] == "complete"}
     assert completed_before
 
     again = sweep(path, "--resume")

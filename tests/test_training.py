@@ -412,3 +412,19 @@ def test_unknown_strategy_is_a_config_error(corpus, tmp_path):
     result = cli("train", str(path))
     assert result.returncode == 2
     assert "trainer: strategy: expected one of auto, ddp, fsdp, fsdp2, got 'fsdp3'" in result.stderr
+
+
+def test_resuming_a_run_checkpointed_at_its_last_step_still_validates(corpus):
+    # A run killed after its last checkpoint (while testing or writing artifacts) resumes with
+    # nothing left to train; its final validation must still be there.
+    from aunet_lab.training.run import train
+
+    root, _ = corpus
+    config = load_config(write_config(root, "resume-at-end", trainer__max_steps=10, trainer__val_every=10,
+                                      trainer__checkpoint_every=10, trainer__samples=0))
+    first = train(config)
+    assert (first.run_dir / "last.ckpt").is_file() and "val/bpb" in first.val
+    again = train(load_config(root / "resume-at-end.yaml"), resume=True)
+    assert again.run_id == first.run_id and again.steps == 10
+    assert again.val["val/bpb"] == pytest.approx(first.val["val/bpb"], rel=1e-6)
+    assert [s for s, _ in losses(root, first.run_id)] == list(range(1, 11))
