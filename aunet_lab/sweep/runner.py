@@ -77,7 +77,7 @@ class StudyRunner:
         if refused:
             raise ConfigError(f"{spec.path}: " + "; ".join(f"cell {p.cell.id}: {r}" for p in refused for r in p.refusals))
         faults = spec.faults
-        self.storage = open_storage(self.storage_url, (faults.heartbeat_interval, faults.grace_period))
+        self.storage = self._open_storage((faults.heartbeat_interval, faults.grace_period))
         existing = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
         mine = {study_name(spec, p.cell.id) for p in self.plans}
         if existing & mine and not resume:
@@ -92,6 +92,19 @@ class StudyRunner:
                 study.set_user_attr(key, value)
             self.studies[plan.cell.id] = study
         self.tracking_uri, self.parent_run_id = self._parent_run()
+
+    def _open_storage(self, heartbeat):
+        """Open (and on first use create) the storage. Workers started together on an empty database
+        race to create Optuna's tables; the loser finds them made and opens them on a retry."""
+        for attempt in range(5):
+            try:
+                with _lock(self.spec):
+                    return open_storage(self.storage_url, heartbeat)
+            except Exception as err:
+                if attempt == 4 or "://" not in self.storage_url:
+                    raise
+                self._say(f"storage not ready ({type(err).__name__}); retrying")
+                time.sleep(1 + attempt)
 
     def _say(self, message: str) -> None:
         if self.console is not None:
