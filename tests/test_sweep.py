@@ -158,16 +158,18 @@ def test_smoke_study_end_to_end(udhr):
     from aunet_lab.sweep.storage import open_storage
 
     root, manifest = udhr
+    # bpe and aunet2, two budgets, two learning rates per cell (one mixture, to keep the suite short)
     path = write_spec(root, manifest, "smoke-test", pruner={"name": "median", "n_startup_trials": 1,
-                                                           "warmup_fraction": 0.3})
+                                                           "warmup_fraction": 0.3},
+                      axes__mixture={"en-fr": {"en": 0.5, "fr": 0.5}})
     result = cli("sweep", str(path), "--workers", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     folder = root / "studies" / "smoke-test"
     storage = open_storage(str(folder / "optuna.journal"))
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
-    assert len(names) == 8 and all(n.startswith("smoke-test/") for n in names)
+    assert len(names) == 4 and all(n.startswith("smoke-test/") for n in names)
     summary = {row["cell"]: row for row in _read_csv(folder / "summary.csv")}
-    assert len(summary) == 8
+    assert len(summary) == 4
     for name in names:
         trials = optuna.load_study(study_name=name, storage=storage).get_trials()
         assert len(trials) == 2
@@ -187,7 +189,7 @@ def test_smoke_study_end_to_end(udhr):
     parents = [r for r in runs if r.data.tags.get("aunet.kind") == "study"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == 16
+    assert len(children) == 8
     for r in children:
         tags = r.data.tags
         assert tags["mlflow.parentRunId"] == parents[0].info.run_id
@@ -204,7 +206,7 @@ def test_smoke_study_end_to_end(udhr):
     assert again.returncode == 2 and "--resume" in again.stderr
     again = cli("sweep", str(path), "--resume")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert len(client.search_runs([exp.experiment_id], max_results=1000)) == 17
+    assert len(client.search_runs([exp.experiment_id], max_results=1000)) == 9
 
 
 def test_two_workers_on_one_journal_run_each_trial_once(udhr):
@@ -267,3 +269,31 @@ def test_compute_budget_cells_are_sized_by_compute_matching(udhr):
         assert max(fpb.values()) / min(fpb.values()) < 1.5, fpb
     small, large = (next(p for p in plans if p.cell.arch == "aunet2" and p.cell.budget == b) for b in (3e11, 3e12))
     assert large.params > small.params and large.bytes > small.bytes  # both grow with compute
+
+
+def test_a_trial_launched_through_torchrun_as_two_processes(udhr):
+    import socket
+
+    import optuna
+
+    from aunet_lab.sweep.storage import open_storage
+
+    root, manifest = udhr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = (f"{{python}} -m torch.distributed.run --nproc-per-node 2 --master-addr 127.0.0.1 --master-port {port} "
+                "-m aunet_lab.sweep.trial {trial_dir}")
+    path = write_spec(root, manifest, "torchrun", axes__arch=["aunet2"], axes__data_budget=["6KB"],
+                      axes__mixture={"en": {"en": 1.0}}, tune__trials=1, launcher=launcher,
+                      base__trainer__devices=2, base__trainer__strategy="ddp", base__trainer__accelerator="cpu")
+    result = cli("sweep", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    storage = open_storage(str(root / "studies" / "torchrun" / "optuna.journal"))
+    (trial,) = optuna.load_study(study_name="torchrun/aunet2-6KB-en", storage=storage).get_trials()
+    assert trial.state.name == "COMPLETE"
+    log = (root / "studies" / "torchrun" / "trials" / "aunet2-6KB-en" / "0000" / "log.txt").read_text()
+    assert "MEMBER: 2/2" in log  # two processes trained it
+    exp = _mlflow(root).get_experiment_by_name("torchrun")
+    children = [r for r in _mlflow(root).search_runs([exp.experiment_id]) if r.data.tags.get("mlflow.parentRunId")]
+    assert len(children) == 1 and children[0].info.status == "FINISHED"  # only the first process tracked

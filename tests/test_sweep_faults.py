@@ -72,8 +72,8 @@ def assert_steps_logged_once(client, run, steps: int):
 
 
 def long_spec(root, manifest, name, **changes):
-    # One cell, two trials of about 90 steps with a checkpoint every 10: long enough to kill mid-run.
-    base = dict(axes__arch=["aunet2"], axes__data_budget=["23KB"], axes__mixture={"en-fr": {"en": 0.5, "fr": 0.5}},
+    # One cell, two trials of about 60 steps with a checkpoint every 10: long enough to kill mid-run.
+    base = dict(axes__arch=["aunet2"], axes__data_budget=["16KB"], axes__mixture={"en-fr": {"en": 0.5, "fr": 0.5}},
                 base__trainer__checkpoint_every=10, base__trainer__val_every=30, pruner={"name": "none"},
                 faults={"max_retries": 2, "poll_seconds": 1})
     base.update(changes)
@@ -214,7 +214,7 @@ def test_mlflow_server_going_away_mid_study(udhr):
         stop(server)
     assert proc.returncode == 0, err[-3000:]
     assert "MLflow unreachable" in (run_dir.parent.parent / "trials").joinpath(
-        "aunet2-23KB-enfr", "0000", "log.txt").read_text()
+        "aunet2-16KB-enfr", "0000", "log.txt").read_text()
     trials = next(iter(trials_of(folder).values()))
     assert [t.state.name for t in trials] == ["COMPLETE"]
     server = start_mlflow_server(backend, port, root / "server-artifacts")
@@ -241,7 +241,7 @@ def test_two_workers_on_postgresql_one_killed(udhr, tmp_path):
         try:
             uri = f"http://127.0.0.1:{port}"
             storage = pg.url("optuna")
-            path = long_spec(root, manifest, "pg", axes__data_budget=["12KB", "23KB"], tracking_uri=uri,
+            path = long_spec(root, manifest, "pg", axes__data_budget=["12KB", "16KB"], tracking_uri=uri,
                              faults={"max_retries": 2, "poll_seconds": 1, "heartbeat_interval": 2, "grace_period": 8})
             folder = root / "studies" / "pg"
             # Two workers that look like two hosts: only Optuna's heartbeats tell one about the other.

@@ -379,26 +379,29 @@ def test_two_process_fsdp2_matches_one_process_and_resumes(corpus):
     root, _ = corpus
     common = dict(trainer__max_steps=12, trainer__val_every=6, trainer__checkpoint_every=6, trainer__accelerator="cpu",
                   trainer__samples=0)
-    single = write_config(root, "fsdp-single", **common)
-    sharded = write_config(root, "fsdp2-double", trainer__devices=2, trainer__strategy="fsdp2", **common)
-    for path in (single, sharded):
-        result = cli("train", str(path), timeout=900)
+    # Against the one-process run of the DDP test (the same config): it runs first in this module.
+    single_name = "ddp-single"
+    if not (root / "runs" / single_name / "final.ckpt").is_file():
+        result = cli("train", str(write_config(root, single_name, **common)), timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
+    sharded = write_config(root, "fsdp2-double", trainer__devices=2, trainer__strategy="fsdp2", **common)
+    result = cli("train", str(sharded), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
     assert "Starting with 2 processes" in result.stderr
-    ids = {n: (root / "runs" / n / "mlflow_run_id").read_text().strip() for n in ("fsdp-single", "fsdp2-double")}
-    one, two = losses(root, ids["fsdp-single"]), losses(root, ids["fsdp2-double"])
+    ids = {n: (root / "runs" / n / "mlflow_run_id").read_text().strip() for n in (single_name, "fsdp2-double")}
+    one, two = losses(root, ids[single_name]), losses(root, ids["fsdp2-double"])
     assert [s for s, _ in two] == list(range(1, 13))
     for (_, a), (_, b) in zip(one, two):
         assert abs(a - b) <= 1e-4 * abs(a), (a, b)
     for key in ("train/grad_norm", "val/bpb"):
-        a = client(root).get_metric_history(ids["fsdp-single"], key)[-1].value
+        a = client(root).get_metric_history(ids[single_name], key)[-1].value
         b = client(root).get_metric_history(ids["fsdp2-double"], key)[-1].value
         assert abs(a - b) <= 1e-4 * a, (key, a, b)
     # The sharded run's checkpoint is one consolidated file that a single process loads.
     from aunet_lab.training.run import load_checkpoint
 
     state = load_checkpoint(root / "runs" / "fsdp2-double" / "final.ckpt")["state_dict"]
-    plain = load_checkpoint(root / "runs" / "fsdp-single" / "final.ckpt")["state_dict"]
+    plain = load_checkpoint(root / "runs" / single_name / "final.ckpt")["state_dict"]
     assert state.keys() == plain.keys()
     assert all(torch.allclose(state[k], plain[k], atol=1e-4) for k in plain)
     result = cli("train", str(sharded), "--resume", "--set", "trainer.max_steps=14", timeout=900)

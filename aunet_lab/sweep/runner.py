@@ -290,8 +290,8 @@ class StudyRunner:
 
         cell = plan.cell
         with (trial_dir / "log.txt").open("a") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.sweep.trial", str(trial_dir)], stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(self._command(trial_dir), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    preexec_fn=_die_with_parent)
             trial.set_user_attr("pid", proc.pid)
             code = self._wait(proc, trial)
         seconds = time.monotonic() - start
@@ -313,6 +313,16 @@ class StudyRunner:
         reason = f"trial process {how} (log: {trial_dir / 'log.txt'})"
         self._fail(study, trial._trial_id, frozen, reason)
         return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, reason)
+
+    def _command(self, trial_dir: Path) -> list[str]:
+        """The trial's command: ``python -m aunet_lab.sweep.trial DIR``, or the spec's launcher (torchrun,
+        srun, ...) around it; only the first process of a multi-process trial talks to Optuna."""
+        import shlex
+
+        if not self.spec.launcher:
+            return [sys.executable, "-m", "aunet_lab.sweep.trial", str(trial_dir)]
+        return [part.format(trial_dir=str(trial_dir), python=sys.executable)
+                for part in shlex.split(self.spec.launcher)]
 
     def _wait(self, proc, trial) -> int:
         """Wait for the trial process; on RDB storages, keep its heartbeat going meanwhile."""

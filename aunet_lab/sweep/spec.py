@@ -111,6 +111,7 @@ class StudySpec:
     sampler: SamplerSpec
     pruner: PrunerSpec
     faults: FaultSpec
+    launcher: str | None  # how a trial process starts, e.g. "torchrun --nproc-per-node 8 -m aunet_lab.sweep.trial {trial_dir}"
     output_dir: str
     tracking_uri: str | None
     raw: dict
@@ -233,7 +234,7 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
     raw = _merge(raw or {}, overrides or {})
     check = _Checker(path)
     top = ("name", "description", "base", "models", "sizing", "axes", "tune", "objective", "sampler", "pruner",
-           "faults", "output_dir", "tracking_uri")
+           "faults", "launcher", "output_dir", "tracking_uri")
     check.mapping(raw, "", top)
     name = raw.get("name") or path.stem
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
@@ -315,11 +316,14 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
     faults = _dataclass(FaultSpec, raw.get("faults"), "faults", check)
     if faults.max_retries < 0 or faults.heartbeat_interval < 1 or faults.grace_period <= faults.heartbeat_interval:
         check.fail("faults", "expected max_retries >= 0, heartbeat_interval >= 1 and grace_period > heartbeat_interval")
+    launcher = raw.get("launcher")
+    if launcher is not None and (not isinstance(launcher, str) or "{trial_dir}" not in launcher):
+        check.fail("launcher", f"expected a command containing {{trial_dir}}, got {launcher!r}")
     for key in ("description", "output_dir", "tracking_uri"):
         if key in raw and raw[key] is not None and not isinstance(raw[key], str):
             check.fail(key, f"expected a string, got {raw[key]!r}")
     spec = StudySpec(name, path, raw.get("description", ""), base, models, sizing, axes, tune, objective, sampler,
-                     pruner, faults, raw.get("output_dir") or "runs/studies", raw.get("tracking_uri"), raw)
+                     pruner, faults, launcher, raw.get("output_dir") or "runs/studies", raw.get("tracking_uri"), raw)
     _check_base(spec, check)
     return spec
 
