@@ -61,10 +61,17 @@ def _fit_once(c: np.ndarray, loss: np.ndarray, start: PowerLaw | None = None) ->
     y = np.log(loss)
     scale = logc.mean()
 
+    x = logc - scale
+
     def residual(p):
         e, a, alpha = p
         # E + A C^-alpha with E = exp(e), A = exp(a + alpha * scale): C normalised for conditioning.
-        return np.logaddexp(e, a - alpha * (logc - scale)) - y
+        return np.logaddexp(e, a - alpha * x) - y
+
+    def jacobian(p):
+        e, a, alpha = p
+        share = 1.0 / (1.0 + np.exp(a - alpha * x - e))  # d residual / d e
+        return np.stack([share, 1.0 - share, -(1.0 - share) * x], axis=1)
 
     best = None
     floor = float(loss.min())
@@ -74,7 +81,7 @@ def _fit_once(c: np.ndarray, loss: np.ndarray, start: PowerLaw | None = None) ->
         starts = [(math.log(min(start.E, floor * 1.4)), math.log(start.A) - start.alpha * scale, start.alpha)]
     for e0, a0, alpha0 in starts:
         try:
-            out = least_squares(residual, [e0, a0, alpha0], bounds=([-30, -30, 1e-4], [math.log(floor * 1.5), 30, 5]),
+            out = least_squares(residual, [e0, a0, alpha0], jac=jacobian, bounds=([-30, -30, 1e-4], [math.log(floor * 1.5), 30, 5]),
                                 method="trf")
         except ValueError:
             continue
