@@ -362,6 +362,23 @@ def _print_plan(spec, console) -> int:
     return 2 if refused else 0
 
 
+def cmd_report(args) -> int:
+    from aunet_lab.reports.build import build_report
+    from aunet_lab.reports.collect import ReportError
+    from aunet_lab.training.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        report = build_report(args.study, uri, args.out)
+    except ReportError as err:
+        raise UserError(str(err)) from None
+    print(f"report: {report.pdf} ({report.pages} pages); runs table: {report.csv}; figures: "
+          f"{report.figures[0].parent if report.figures else 'none'}")
+    for line in report.findings:
+        print(f"  - {line}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from aunet_lab.demo import run_demo
 
@@ -441,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.add_argument("--output-dir", help="where the study's folder goes (default: the spec's output_dir, runs/studies)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="a study's PDF report (fits, figures, tables) from its MLflow runs")
+    p.add_argument("study", help="the study's name (its MLflow experiment)")
+    p.add_argument("--out", type=Path, help="the PDF (default reports/STUDY.pdf; the CSV and PNGs go beside it)")
+    p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data: split functions, then the smoke study")
     p.add_argument("--offline", action="store_true", help="run the smoke study on the UDHR embedded in the package")

@@ -159,7 +159,12 @@ def run_smoke_study(console: Console, offline: bool = False, workers: int | None
     console.print(f"smoke study finished in {time.monotonic() - start:.0f}s", highlight=False)
     from aunet_lab.training.tracking import resolve_tracking_uri
 
+    from aunet_lab.reports.build import build_report
+
+    report = build_report(spec.name, resolve_tracking_uri(spec.tracking_uri), root / "reports" / "smoke.pdf")
     console.rule("Where to look")
+    console.print(f"report:        {report.pdf} ({report.pages} pages; figures in {report.figures[0].parent})",
+                  highlight=False)
     console.print(f"results table: {spec.folder / 'summary.md'} (and summary.csv)", highlight=False)
     console.print(f"MLflow UI:     aunet-lab ui --tracking-uri {resolve_tracking_uri(spec.tracking_uri)}  "
                   f"(experiment '{spec.name}': the study's parent run, one child run per trial)", highlight=False)

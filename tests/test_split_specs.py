@@ -116,3 +116,4 @@ def test_demo_prints_script_bound_table_and_runs_the_smoke_study(tmp_path):
         assert row["cell"] in out  # the results table is printed
     assert (tmp_path / "mlruns" / "mlflow.db").is_file()
     assert "aunet-lab ui --tracking-uri" in out
+    assert (tmp_path / "reports" / "smoke.pdf").stat().st_size > 10_000 and "reports/smoke.pdf" in out

@@ -1,0 +1,161 @@
+"""A study's runs from MLflow as a pandas frame: one row per trial run (the MLflow schema in
+DESIGN.md and the README is the contract), plus the study's parent run."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "pruned", "RUNNING": "running",
+          "SCHEDULED": "running"}
+
+
+class ReportError(ValueError):
+    """A report that cannot be made (unknown study, unreachable store); one line."""
+
+
+@dataclass
+class StudyRuns:
+    name: str
+    tracking_uri: str
+    parent: dict = field(default_factory=dict)  # tags and params of the parent run ({} if none)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    languages: list[str] = field(default_factory=list)
+    spec_text: str = ""
+
+    def counts(self) -> dict[str, int]:
+        if self.runs.empty:
+            return {"finished": 0, "failed": 0, "pruned": 0, "running": 0}
+        found = self.runs["status"].value_counts().to_dict()
+        return {k: int(found.get(k, 0)) for k in ("finished", "failed", "pruned", "running")}
+
+    def best_per_cell(self) -> pd.DataFrame:
+        """The best tuning trial of each cell (lowest validation objective among finished runs),
+        with the mean and spread of its cell's repeat seeds' test BPB."""
+        done = self.runs[(self.runs["status"] == "finished") & self.runs["val_objective"].notna()]
+        if done.empty:
+            return done
+        tuning = done[done["role"] != "repeat"]
+        best = tuning.loc[tuning.groupby("cell")["val_objective"].idxmin()].copy()
+        repeats = done[done["role"] == "repeat"].groupby("cell")["test_bpb"].apply(list)
+        best["seeds"] = [1 + len(repeats.get(c, [])) for c in best["cell"]]
+        best["test_bpb_seeds"] = [[b] + list(repeats.get(c, [])) for c, b in zip(best["cell"], best["test_bpb"])]
+        best["test_bpb_mean"] = [statistics.fmean(v) for v in best["test_bpb_seeds"]]
+        return best.sort_values(["arch", "compute"]).reset_index(drop=True)
+
+
+def _objective(parent_params: dict) -> tuple[str, list[str] | None]:
+    try:
+        spec = json.loads(parent_params.get("objective", "{}"))
+    except ValueError:
+        spec = {}
+    return spec.get("metric", "val/bpb"), spec.get("languages")
+
+
+def collect(study: str, tracking_uri: str) -> StudyRuns:
+    """Every run of ``study`` (an MLflow experiment named after it). ReportError if there is none."""
+    from aunet_lab.training.tracking import TrackingError, client_for
+
+    try:
+        client = client_for(tracking_uri)
+    except TrackingError as err:
+        raise ReportError(str(err)) from None
+    exp = client.get_experiment_by_name(study)
+    if exp is None:
+        known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
+        raise ReportError(f"no study {study!r} in {tracking_uri} (studies there: {', '.join(known) or 'none'})")
+    runs = client.search_runs([exp.experiment_id], max_results=50000, order_by=["attributes.start_time ASC"])
+    parents = [r for r in runs if r.data.tags.get("aunet.kind") == "study"]
+    out = StudyRuns(study, tracking_uri)
+    if parents:
+        # The study run most recently started (a study run again from scratch, as the demo does,
+        # gets a new parent run in the same experiment); only its trials are reported.
+        p = parents[-1]
+        runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == p.info.run_id]
+        out.parent = {"run_id": p.info.run_id, "tags": dict(p.data.tags), "params": dict(p.data.params)}
+        out.spec_text = _spec_text(client, p.info.run_id)
+    metric, languages = _objective(out.parent.get("params", {}))
+    rows = [_row(client, r, metric, languages) for r in runs if r.data.tags.get("aunet.kind") != "study"]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame = frame.sort_values(["cell", "trial"], kind="stable").reset_index(drop=True)
+        out.languages = sorted({c.split("/", 2)[2] for c in frame.columns if c.startswith("test/bpb/")})
+    out.runs = frame
+    return out
+
+
+def _spec_text(client, run_id: str) -> str:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        items = client.list_artifacts(run_id, "spec")
+        if not items:
+            return ""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = client.download_artifacts(run_id, items[0].path, tmp)
+            return Path(local).read_text(encoding="utf-8")
+    except Exception:  # an artifact store out of reach only costs the title page its spec
+        return ""
+
+
+def _row(client, r, metric: str, languages: list[str] | None) -> dict:
+    tags, params, metrics = r.data.tags, r.data.params, r.data.metrics
+    stages = int(tags.get("aunet.stages", "0") or 0)
+    arch = "bpe" if tags.get("aunet.arch") == "bpe" else f"aunet{stages}"
+    data_bytes = _float(params.get("data.budget"))
+    fpb = metrics.get("compute/flops_per_byte", _float(params.get("compute.flops_per_byte")))
+    if languages:
+        vals = [metrics.get(f"val/bpb/{lang}") for lang in languages]
+        val = statistics.fmean(vals) if all(v is not None for v in vals) else None
+    else:
+        val = metrics.get(metric)
+    row = {
+        "run_id": r.info.run_id, "run_name": r.info.run_name, "status": STATUS.get(r.info.status, r.info.status.lower()),
+        "cell": tags.get("aunet.cell", r.info.run_name), "trial": int(tags.get("aunet.trial", "0") or 0),
+        "role": tags.get("aunet.role", "tuning"), "arch": arch, "stages": stages, "split": tags.get("aunet.split", ""),
+        "languages": tags.get("aunet.languages", ""), "mixture": tags.get("aunet.mixture", tags.get("aunet.languages", "")),
+        "seed": int(tags.get("aunet.seed", "0") or 0), "budget": tags.get("aunet.budget", ""),
+        "budget_kind": tags.get("aunet.budget_kind", "data"), "bytes": data_bytes, "flops_per_byte": fpb,
+        "compute": (data_bytes * fpb) if data_bytes and fpb else metrics.get("compute/flops"),
+        "params": _float(params.get("model.non_embedding_params")), "lr": _float(params.get("optim.lr")),
+        "val_objective": val, "val_bpb": metrics.get("val/bpb"), "test_bpb": metrics.get("test/bpb"),
+        "test_bpb_macro": metrics.get("test/bpb_macro"), "bytes_seen": metrics.get("data/bytes_seen"),
+        "git_commit": tags.get("git.commit", ""), "data_hash": tags.get("data.hash", ""),
+        "bytes_per_s": _median_metric(client, r, "throughput/bytes_per_s"),
+        "mfu": _median_metric(client, r, "throughput/mfu"),
+        "failure": tags.get("aunet.failure", ""),
+    }
+    data_window = _float(params.get("data.window"))
+    window_bytes = _float(params.get("data.window_bytes"))
+    row["bytes_per_token"] = (window_bytes / data_window) if arch == "bpe" and data_window and window_bytes else None
+    for key, value in metrics.items():
+        if key.startswith(("test/bpb/", "val/bpb/", "aunet/units_per_byte/", "aunet/dropped/")):
+            row[key] = value
+    return row
+
+
+def _median_metric(client, run, key: str):
+    if key not in run.data.metrics:
+        return None
+    values = [m.value for m in client.get_metric_history(run.info.run_id, key)]
+    return statistics.median(values) if values else None
+
+
+def learning_curve(client, run_id: str, key: str = "train/loss") -> tuple[list[float], list[float]]:
+    """(bytes seen, value) of one run's training loss."""
+    seen = {m.step: m.value for m in client.get_metric_history(run_id, "data/bytes_seen")}
+    points = sorted((seen[m.step], m.value) for m in client.get_metric_history(run_id, key) if m.step in seen)
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _float(value):
+    try:
+        return float(value) if value not in (None, "", "null", "None") else None
+    except ValueError:
+        return None

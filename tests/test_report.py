@@ -1,0 +1,154 @@
+"""Reports from a synthetic MLflow store written in the project's schema: pages and text (pypdf),
+figures that are not empty, byte-identical rebuilds, and the partial, empty and unknown cases."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+LANGS = ["en", "fr"]
+BUDGETS = np.logspace(12, 14, 7)
+LAWS = {"bpe": (1.0, 40.0, 0.12), "aunet2": (0.95, 45.0, 0.125)}  # E, A, alpha
+
+
+def make_store(root: Path, study: str = "synth", running: int = 0, failed: int = 1) -> str:
+    """A finished study of BPE and AU-Net-2 over 7 compute budgets (2 seeds each), a failed trial,
+    and ``running`` trials still RUNNING."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment(study, artifact_location=(root / "artifacts").as_uri())
+    parent = client.create_run(exp, run_name=study, tags={"aunet.kind": "study", "aunet.study": study,
+                                                         "git.commit": "abc123def456"})
+    spec = root / f"{study}.yaml"
+    spec.write_text(f"name: {study}\naxes:\n  arch: [bpe, aunet2]\n")
+    client.log_artifact(parent.info.run_id, str(spec), "spec")
+    client.log_batch(parent.info.run_id, params=[Param("objective", json.dumps({"metric": "val/bpb"}))])
+    rng = np.random.default_rng(0)
+    trial = 0
+    for arch, (E, A, alpha) in LAWS.items():
+        for budget in BUDGETS:
+            for seed in (0, 1):
+                loss = (E + A * budget ** -alpha) * float(np.exp(rng.normal(0, 0.003)))
+                cell = f"{arch}-{budget:.0e}-mix"
+                tags = {"aunet.arch": "bpe" if arch == "bpe" else "aunet", "aunet.stages": "0" if arch == "bpe" else "2",
+                        "aunet.split": "word", "aunet.languages": "en,fr", "aunet.mixture": "mix",
+                        "aunet.study": study, "aunet.cell": cell, "aunet.trial": str(trial), "aunet.seed": str(seed),
+                        "aunet.budget": f"{budget:.0e}", "aunet.budget_kind": "compute",
+                        "aunet.role": "repeat" if seed else "tuning", "git.commit": "abc123def456",
+                        "data.hash": "feedbeef" * 4, "mlflow.parentRunId": parent.info.run_id}
+                run = client.create_run(exp, run_name=f"{cell}-t{trial}", tags=tags)
+                fpb = 1e6
+                params = [Param("data.budget", str(int(budget / fpb))), Param("model.non_embedding_params", "1000000"),
+                          Param("optim.lr", "0.003"), Param("data.window", "200" if arch == "bpe" else "512"),
+                          Param("data.window_bytes", "512")]
+                metrics = [Metric("val/bpb", loss * 1.01, 0, 100), Metric("test/bpb", loss, 0, 100),
+                           Metric("compute/flops_per_byte", fpb, 0, 0)]
+                metrics += [Metric(f"test/bpb/{lang}", loss * (1 + 0.05 * k), 0, 100) for k, lang in enumerate(LANGS)]
+                metrics += [Metric("data/bytes_seen", s * budget / fpb / 4, 0, s) for s in range(1, 5)]
+                metrics += [Metric("train/bpb", loss + 1 / s, 0, s) for s in range(1, 5)]
+                metrics += [Metric("throughput/bytes_per_s", 20000.0 if arch == "bpe" else 15000.0, 0, s) for s in range(1, 5)]
+                metrics += [Metric("throughput/mfu", 0.3 if arch == "bpe" else 0.22, 0, s) for s in range(1, 5)]
+                if arch != "bpe":
+                    metrics.append(Metric("aunet/units_per_byte/stage2", 0.19, 0, 100))
+                client.log_batch(run.info.run_id, metrics=metrics, params=params)
+                client.set_terminated(run.info.run_id, "FINISHED")
+                trial += 1
+    for k in range(failed + running):
+        run = client.create_run(exp, run_name=f"extra-{k}", tags={"aunet.arch": "aunet", "aunet.stages": "2",
+                                                                  "aunet.cell": "aunet2-1e+14-mix", "aunet.trial": str(100 + k),
+                                                                  "mlflow.parentRunId": parent.info.run_id})
+        if k < failed:
+            client.set_tag(run.info.run_id, "aunet.failure", "non-finite loss at step 3")
+            client.set_terminated(run.info.run_id, "FAILED")
+    client.set_terminated(parent.info.run_id, "FINISHED" if not running else "RUNNING")
+    return uri
+
+
+def pdf_text(path: Path) -> list[str]:
+    from pypdf import PdfReader
+
+    return [page.extract_text() for page in PdfReader(str(path)).pages]
+
+
+def test_report_from_a_synthetic_store(tmp_path, monkeypatch):
+    from aunet_lab.reports.build import build_report
+
+    uri = make_store(tmp_path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    report = build_report("synth", uri, tmp_path / "out" / "synth.pdf")
+    pages = pdf_text(report.pdf)
+    assert len(pages) == report.pages >= 9
+    assert "aunet_lab report: synth" in pages[0] and "abc123def456" in pages[0]
+    assert "29 finished" not in pages[0] and "28 finished, 1 failed, 0 pruned, 0 running" in pages[0]
+    findings = pages[1]
+    assert "Findings" in findings
+    # Both fits exist (7 budgets, the largest held out) and the multiplier is stated with its CI.
+    assert "BPE: L(C) =" in findings and "AU-Net-2: L(C) =" in findings
+    assert "AU-Net-2 reaches BPE's BPB at 1e+14 FLOPs with" in findings and "95% CI" in findings
+    assert "2 seeds" in findings
+    titles = "\n".join(pages[2:])
+    for title in ("Test bits per byte against training compute", "by language and architecture",
+                  "AU-Net minus BPE", "units per byte", "Learning curves", "throughput and MFU", "Appendix"):
+        assert title in titles, title
+    # The CSV holds every run; the figures were drawn (PNG files with more than one colour).
+    import pandas as pd
+    from PIL import Image
+
+    frame = pd.read_csv(report.csv)
+    assert len(frame) == 29 and set(frame["status"]) == {"finished", "failed"}
+    assert "test/bpb/fr" in frame.columns
+    for png in report.figures:
+        im = np.asarray(Image.open(png).convert("L"))
+        assert im.std() > 5, png
+    # The multiplier's truth: AU-Net-2's law reaches BPE's loss at 1e14 with this much compute.
+    E, A, a = LAWS["aunet2"]
+    Eb, Ab, ab = LAWS["bpe"]
+    target = Eb + Ab * 1e14 ** -ab
+    truth = ((target - E) / A) ** (-1 / a) / 1e14
+    stated = float(findings.split("with ")[1].split("x the")[0])
+    assert stated == pytest.approx(truth, rel=0.35)
+
+
+def test_two_builds_with_the_same_source_date_epoch_are_byte_identical(tmp_path):
+    uri = make_store(tmp_path)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    outputs = []
+    for k in range(2):
+        out = tmp_path / f"r{k}" / "synth.pdf"
+        result = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "report", "synth", "--tracking-uri", uri,
+                                 "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_partial_empty_and_unknown_studies(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from aunet_lab.reports.build import build_report
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    uri = make_store(tmp_path, running=2)
+    report = build_report("synth", uri, tmp_path / "partial.pdf")
+    pages = pdf_text(report.pdf)
+    assert "2 running" in pages[0]
+    assert "The study is not finished" in pages[1]
+
+    MlflowClient(uri).create_experiment("empty", artifact_location=(tmp_path / "a2").as_uri())
+    report = build_report("empty", uri, tmp_path / "empty.pdf")
+    pages = pdf_text(report.pdf)
+    assert len(pages) == 2 and "has no finished trial yet" in pages[1]
+
+    result = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "report", "nosuch", "--tracking-uri", uri,
+                             "--out", str(tmp_path / "x.pdf")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no study 'nosuch'" in lines[0] and "empty, synth" in lines[0]
+    assert not (tmp_path / "x.pdf").exists()
