@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from aunet_lab.reports.collect import StudyRuns, collect
-from aunet_lab.reports.fits import FitError, FrontierFit, compute_multiplier, fit_frontier
+from aunet_lab.reports.fits import FitError, FrontierFit, compute_multiplier, fit_chinchilla, fit_frontier
 
 ARCH_ORDER = ["bpe", "aunet1", "aunet2", "aunet3", "aunet4"]
 ARCH_LABEL = {"bpe": "BPE", "aunet1": "flat bytes", "aunet2": "AU-Net-2", "aunet3": "AU-Net-3", "aunet4": "AU-Net-4"}
@@ -85,6 +85,18 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
                            f"compute{ci}, {seeds} seed{'s' if seeds != 1 else ''}.")
     else:
         out.append("No compute multiplier against BPE: " + (reasons.get("bpe", "the study has no BPE arm") + "."))
+    # Chinchilla's approach 3 where the study varies both model size and data.
+    for arch in _archs(best):
+        rows = best[(best["arch"] == arch) & best["params"].notna() & best["bytes"].notna()]
+        if rows["params"].nunique() < 2 or rows["bytes"].nunique() < 2:
+            continue
+        try:
+            c = fit_chinchilla(rows["params"].values, rows["bytes"].values, rows["test_bpb_mean"].values)
+        except FitError as err:
+            out.append(f"{ARCH_LABEL[arch]}: no L(N, D) fit ({err}).")
+            continue
+        out.append(f"{ARCH_LABEL[arch]}: L(N, D) = {c.E:.3f} + {c.A:.3g}/N^{c.a:.3f} + {c.B:.3g}/D^{c.b:.3f} "
+                   f"(Chinchilla approach 3, Huber loss, {c.n} cells; no interval).")
     # Cell by cell: AU-Net-k against BPE at the same budget and mixture.
     if len(best):
         keyed = {(r.budget, r.mixture, r.arch): r for r in best.itertuples()}
@@ -258,10 +270,15 @@ def fig_throughput(frame):
            color=[COLOURS[a] for a in archs])
     a1.set_ylabel("bytes per second")
     mfu = [rows[rows["arch"] == a]["mfu"].median() for a in archs]
-    a2.bar([ARCH_LABEL[a] for a in archs], [0 if v != v or v is None else v for v in mfu], color=[COLOURS[a] for a in archs])
     a2.set_ylabel("model FLOPs utilisation")
     if all(v is None or v != v for v in mfu):
-        a2.text(0.5, 0.5, "no peak FLOP/s measured (aunet-lab peak)", ha="center", transform=a2.transAxes)
+        a2.set_xticks([])
+        a2.set_yticks([])
+        a2.text(0.5, 0.5, "no MFU: no peak FLOP/s was measured\n(run `aunet-lab peak` once)", ha="center",
+                va="center", transform=a2.transAxes)
+    else:
+        a2.bar([ARCH_LABEL[a] for a in archs], [0 if v is None or v != v else v for v in mfu],
+               color=[COLOURS[a] for a in archs])
     return fig
 
 
