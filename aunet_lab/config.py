@@ -252,15 +252,10 @@ def load_config(path: str | Path | None, cls=None, overrides: list[str] | None =
     source = str(path) if path is not None else "(defaults)"
     data: dict = {}
     if path is not None:
+        from aunet_lab.yamlio import read_yaml
+
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ConfigError(f"{path}: not valid YAML{line}: {getattr(err, 'problem', err)}") from None
+        data = read_yaml(path, ConfigError, "config file") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: (top level): expected a mapping")
     for item in overrides or []:

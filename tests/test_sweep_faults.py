@@ -45,14 +45,25 @@ def wait_for(predicate, timeout: float = 300, every: float = 0.5):
     raise AssertionError("timed out waiting")
 
 
-def checkpointed_trial(folder: Path):
-    """(trial folder, trial pid) of a running trial that has written a checkpoint."""
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except OSError:  # gone meanwhile
+        return -1
+
+
+def checkpointed_trial(folder: Path, worker: int | None = None):
+    """(trial folder, trial pid, run folder) of a running trial that has written a checkpoint (and
+    was started by ``worker``, if given)."""
     for job in folder.glob("trials/*/*/trial.json"):
         config = json.loads(job.read_text())["config"]
         run_dir = Path(config["output_dir"]) / config["tracking"]["run_name"]
         if (run_dir / "last.ckpt").is_file() and not (job.parent / "result.json").exists():
             found = subprocess.run(["pgrep", "-f", f"aunet_lab.sweep.trial {job.parent}"], capture_output=True, text=True)
             pids = [int(p) for p in found.stdout.split()]
+            if worker is not None:
+                pids = [p for p in pids if _parent(p) == worker]
             if pids:
                 return job.parent, pids[0], run_dir
     return None
@@ -247,18 +258,20 @@ def test_two_workers_on_postgresql_one_killed(udhr, tmp_path):
             # Two workers that look like two hosts: only Optuna's heartbeats tell one about the other.
             first = sweep(path, "--storage", storage, "--resume", env={**ENV, "AUNET_LAB_HOST": "host-a"})
             second = sweep(path, "--storage", storage, "--resume", env={**ENV, "AUNET_LAB_HOST": "host-b"})
-            wait_for(lambda: checkpointed_trial(folder))
-            os.kill(first.pid, signal.SIGKILL)  # its trial dies with it
+            wait_for(lambda: checkpointed_trial(folder, worker=first.pid))
+            os.kill(first.pid, signal.SIGKILL)  # its trial (mid-run, checkpointed) dies with it
             first.communicate(timeout=60)
             out, err = second.communicate(timeout=1200)
             assert second.returncode == 0, err[-3000:]
             all_trials = trials_of(folder, storage)
             assert len(all_trials) == 2
+            states = {name: [(t.number, t.state.name, t.user_attrs.get("host"), t.user_attrs.get("failure"))
+                             for t in trials] for name, trials in all_trials.items()}
             for name, trials in all_trials.items():
                 counted = [t for t in trials if not t.user_attrs.get("retried")]
-                assert len(counted) == 2 and all(t.state.name == "COMPLETE" for t in counted), name
+                assert len(counted) == 2 and all(t.state.name == "COMPLETE" for t in counted), states
             dead = [t for ts in all_trials.values() for t in ts if t.user_attrs.get("retried")]
-            assert dead and all("no heartbeat" in t.user_attrs["failure"] for t in dead)
+            assert dead and all("no heartbeat" in t.user_attrs["failure"] for t in dead), states
             client, runs = mlflow_runs(uri, "pg")
             assert not [r for r in runs if r.info.status == "RUNNING"]
             finished = [r for r in runs if r.data.tags.get("mlflow.parentRunId") and r.info.status == "FINISHED"]

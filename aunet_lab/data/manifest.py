@@ -141,15 +141,10 @@ def _source(data: Any, path: Path, i: int, languages: list[str]) -> SourceSpec:
 
 
 def load_manifest(path: str | os.PathLike) -> Manifest:
+    from aunet_lab.yamlio import read_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ManifestError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path, ManifestError, "manifest file")
     _expect(isinstance(data, dict), path, "(top level)", "expected a mapping")
     known = {"name", "description", "licence", "attribution", "languages", "sources", "split", "usage"}
     for key in data:

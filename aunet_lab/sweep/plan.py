@@ -106,7 +106,7 @@ def _measured(config: TrainConfig, mixture: dict, vocab: int, split: str, cache:
 
 def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
     from aunet_lab.models.sizing import flops_per_byte, hyperparameters
-    from aunet_lab.training.arms import Scale, arch_stages, matched_models, with_model
+    from aunet_lab.training.arms import arch_stages, matched_models, with_model
 
     base = base_config(spec)
     available = _available(base)
@@ -126,10 +126,8 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
         window = config.data.window_bytes
         refusals = []
         if cell.budget_kind == "compute":
-            s = spec.sizing
-            scale = Scale(s.head_dim, s.width_multiple, s.byte_layers, s.byte_window, s.ffn_multiple_of, s.max_dim)
-            model = matched_models(cell.budget, [cell.arch], s.ratio, measured, window, cell.vocab_size, cell.split,
-                                   scale)[cell.arch]
+            model = matched_models(cell.budget, [cell.arch], spec.sizing.ratio, measured, window, cell.vocab_size,
+                                   cell.split, spec.sizing)[cell.arch]
         else:
             arch_kind = "bpe" if cell.arch == "bpe" else "aunet"
             section = config_from_dict({"model": {"arch": arch_kind, arch_kind: spec.models[cell.arch]}},

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aunet_lab.config import ConfigError
+from aunet_lab.training.arms import Scale
 
 AXES = ("arch", "data_budget", "compute_budget", "mixture", "vocab_size", "split", "seed")
 SAMPLERS = ("tpe", "random")
@@ -57,16 +56,11 @@ class PrunerSpec:
 
 
 @dataclass
-class SizingSpec:
-    """Compute-budget cells: the paper's matching rule at CPU-sized granularity."""
+class SizingSpec(Scale):
+    """Compute-budget cells: the paper's matching rule at CPU-sized granularity, and its data-to-model
+    ratio (tokens per FLOP per token)."""
 
     ratio: float = 10.0
-    head_dim: int = 32
-    width_multiple: int = 32
-    byte_layers: int = 2
-    byte_window: int | None = 256
-    ffn_multiple_of: int = 32
-    max_dim: int = 4096
 
 
 @dataclass
@@ -222,15 +216,10 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
     """Read and validate a study spec; every error names the file and the key."""
     from aunet_lab.training.arms import ARCHS
 
+    from aunet_lab.yamlio import read_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such study spec")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{line}: {getattr(err, 'problem', err)}") from None
+    raw = read_yaml(path, ConfigError, "study spec")
     raw = _merge(raw or {}, overrides or {})
     check = _Checker(path)
     top = ("name", "description", "base", "models", "sizing", "axes", "tune", "objective", "sampler", "pruner",

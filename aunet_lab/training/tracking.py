@@ -48,6 +48,10 @@ def client_for(uri: str):
     elif uri.startswith("file:") or "://" not in uri:
         raise TrackingError(f"tracking URI {uri}: the plain file store is refused by MLflow 3; use "
                             "sqlite:///PATH/mlflow.db or an MLflow server")
+    import logging
+
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # table creation chatter
+        logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
