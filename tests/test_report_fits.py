@@ -28,7 +28,7 @@ def test_frontier_fit_recovers_known_parameters():
 def test_frontier_interval_covers_the_truth_in_90_to_99_of_100_datasets():
     covered = {"E": 0, "alpha": 0}
     for seed in range(100):
-        fit = fit_frontier(BUDGETS, noisy(TRUTH, BUDGETS, 0.01, 1000 + seed), bootstrap=100, seed=seed)
+        fit = fit_frontier(BUDGETS, noisy(TRUTH, BUDGETS, 0.01, 1000 + seed), bootstrap=60, seed=seed)
         for key in covered:
             lo, hi = fit.ci[key]
             covered[key] += lo <= getattr(TRUTH, key) <= hi

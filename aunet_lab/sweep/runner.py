@@ -160,11 +160,11 @@ class StudyRunner:
                 self._reap(plan, study)
                 trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
                 if any(t.state == TrialState.WAITING for t in trials):  # a retry (or a repeat) queued
-                    trial = study.ask(self._distributions(plan))
+                    trial = self._claim(study.ask(self._distributions(plan)))
                     return plan, trial, trial.user_attrs.get("repeat_seed")
                 tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
                 if len(tuning) < self.spec.tune.trials:
-                    return plan, study.ask(self._distributions(plan)), None
+                    return plan, self._claim(study.ask(self._distributions(plan))), None
                 if not self.spec.tune.repeat_seeds:
                     continue
                 if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in tuning):
@@ -176,8 +176,17 @@ class StudyRunner:
                 for seed in self.spec.tune.repeat_seeds:
                     if seed not in have:
                         study.enqueue_trial(best.params, user_attrs={"repeat_seed": seed, "repeat_of": best.number})
-                        return plan, study.ask(self._distributions(plan)), seed
+                        return plan, self._claim(study.ask(self._distributions(plan))), seed
         return None
+
+    def _claim(self, trial):
+        """Mark a just-asked trial as this worker's before the lock is released, so that a worker
+        dying at any later moment leaves a trial that others can recognise as dead."""
+        trial.set_user_attr("host", _host())
+        trial.set_user_attr("worker_pid", os.getpid())
+        if has_heartbeat(self.storage):
+            self.storage.record_heartbeat(trial._trial_id)
+        return trial
 
     def finished(self) -> bool:
         """Every cell has all its trials finished (complete, pruned, or failed past its retries)."""
@@ -273,8 +282,7 @@ class StudyRunner:
                "heartbeat": [spec.faults.heartbeat_interval, spec.faults.grace_period],
                "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"}}
         (trial_dir / "trial.json").write_text(json.dumps(job, indent=1, default=str))
-        for key, value in (("trial_dir", str(trial_dir)), ("run_name", config.tracking.run_name),
-                           ("host", _host()), ("worker_pid", os.getpid())):
+        for key, value in (("trial_dir", str(trial_dir)), ("run_name", config.tracking.run_name)):
             trial.set_user_attr(key, value)
         env = {**os.environ, "AUNET_LAB_THREADS": str(self.threads_per_trial), "PYTHONHASHSEED": "0",
                "OMP_NUM_THREADS": str(self.threads_per_trial)}
