@@ -379,6 +379,31 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from aunet_lab.data.corpus import CorpusError
+    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.manifest import ManifestError
+    from aunet_lab.eval.run import SUITES, evaluate
+    from aunet_lab.training.run import CheckpointError
+
+    suites = [s.strip() for s in args.suite.split(",") if s.strip()]
+    for s in suites:
+        if s not in SUITES:
+            raise UserError(f"--suite: unknown suite {s!r} (known: {', '.join(SUITES)})")
+    languages = [lang.strip() for lang in args.languages.split(",")] if args.languages else None
+    try:
+        results, out = evaluate(args.checkpoint, suites, languages, args.per_task, args.out)
+    except (CheckpointError, CorpusError, DataConfigError, ManifestError) as err:
+        raise UserError(str(err)) from None
+    if "bpb" in results:
+        for key, value in results["bpb"].items():
+            print(f"{key:24s} {value:.4f}")
+    if "chars" in results:
+        print(results["chars"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"written to {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from aunet_lab.demo import run_demo
 
@@ -464,6 +489,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="the PDF (default reports/STUDY.pdf; the CSV and PNGs go beside it)")
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("eval", help="test BPB per language and character tasks for a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--suite", default="bpb,chars", help="comma-separated: bpb, chars (default both)")
+    p.add_argument("--languages", help="comma-separated (default: the checkpoint's training mixture)")
+    p.add_argument("--per-task", type=int, default=50, help="character-task items per task and language")
+    p.add_argument("--out", type=Path, help="where bpb.json and chars.csv go (default: eval/ beside the checkpoint)")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data: split functions, then the smoke study")
     p.add_argument("--offline", action="store_true", help="run the smoke study on the UDHR embedded in the package")

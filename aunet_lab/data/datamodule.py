@@ -333,7 +333,8 @@ class AUNetDataModule(_lightning_base()):
             # The tokenizer sees the run's own training text only (each selected document once).
             unique = sorted({(lang, ident): text for lang, ident, text in self.selection.docs}.items())
             corpus = [text for _, text in unique]
-            self.tokenizer = train_bpe(corpus, cfg.vocab_size, self.cache / "tokenizers")
+            if self.tokenizer is None:  # evaluation hands in the checkpoint's own tokenizer
+                self.tokenizer = train_bpe(corpus, cfg.vocab_size, self.cache / "tokenizers")
             stream = pack_tokens(texts, self.tokenizer)
         else:
             stream = pack_bytes(texts, cfg.split)

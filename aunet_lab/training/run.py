@@ -363,22 +363,18 @@ def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, st
     return out
 
 
-def generate_from_checkpoint(path: str, prompt: str, max_new: int = 200, temperature: float = 0.0,
-                             top_p: float = 1.0, seed: int = 0) -> str:
-    from aunet_lab.config import load_config
-    from aunet_lab.models.generate import Generator
+def load_trained(path: str | Path):
+    """(config, model in eval mode, BPE tokenizer or None) from a checkpoint ``aunet-lab train`` wrote."""
+    from aunet_lab.config import config_from_dict
     from aunet_lab.training.module import build_model
 
     checkpoint = load_checkpoint(path)
     extra = checkpoint.get("aunet_lab")
     if not extra:
         raise CheckpointError(f"checkpoint {path} was not written by aunet-lab train")
-    tmp = Path(tempfile.mkdtemp()) / "config.yaml"
-    import yaml
-
-    tmp.write_text(yaml.safe_dump(extra["config"]))
-    config = load_config(tmp)
+    config = config_from_dict(extra["config"], f"checkpoint {path}: config")
     state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    tok = None
     if config.model.arch == "bpe":
         from tokenizers import Tokenizer
 
@@ -389,17 +385,25 @@ def generate_from_checkpoint(path: str, prompt: str, max_new: int = 200, tempera
             raise CheckpointError(f"checkpoint {path}: the BPE tokenizer {tok_path} is missing beside it")
         raw = Tokenizer.from_file(str(tok_path))
         tok = BPETokenizer(raw, token_byte_lengths(raw), tok_path)
-        model = build_model(config, tok.vocab_size)
-        model.load_state_dict(state)
-        ids = torch.tensor([[tok.bos_id] + tok.encode(prompt)])
-        out = Generator(model.eval()).generate(ids, max_new, temperature, top_p, tok.eos_id, seed)
-        return tok.decode_bytes(out[0].tolist()).decode("utf-8", "replace")
-    model = build_model(config)
+    model = build_model(config, tok.vocab_size if tok is not None else None)
     model.load_state_dict(state)
+    return config, model.eval(), tok
+
+
+def generate_from_checkpoint(path: str, prompt: str, max_new: int = 200, temperature: float = 0.0,
+                             top_p: float = 1.0, seed: int = 0) -> str:
+    from aunet_lab.models.generate import Generator
+
+    _, model, tok = load_trained(path)
+    if tok is not None:
+        ids = torch.tensor([[tok.bos_id] + tok.encode(prompt)])
+        out = Generator(model).generate(ids, max_new, temperature, top_p, tok.eos_id, seed)
+        return tok.decode_bytes(out[0].tolist()).decode("utf-8", "replace")
     ids = torch.tensor([[256] + list(prompt.encode())])
-    out = Generator(model.eval()).generate(ids, max_new, temperature, top_p, 257, seed)
+    out = Generator(model).generate(ids, max_new, temperature, top_p, 257, seed)
     return bytes(t for t in out[0].tolist() if t < 256).decode("utf-8", "replace")
 
 
-__all__ = ["train", "RunResult", "CheckpointError", "TrackingError", "load_checkpoint", "generate_from_checkpoint",
+__all__ = ["train", "RunResult", "CheckpointError", "TrackingError", "load_checkpoint", "load_trained",
+           "generate_from_checkpoint",
            "run_name", "dataclasses"]

@@ -1,0 +1,70 @@
+"""`aunet-lab eval CHECKPOINT`: test-split bits per byte per language (the training path's own
+metric, through Lightning) and the character-task suite, for AU-Net and BPE checkpoints alike."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+SUITES = ("bpb", "chars")
+
+
+def eval_bpb(config, model, tokenizer, languages: list[str]) -> dict[str, float]:
+    """Test BPB per language (and micro/macro over them) on each language's test split."""
+    import lightning.pytorch as pl
+
+    from aunet_lab.data.datamodule import AUNetDataModule
+    from aunet_lab.training.module import LMModule
+
+    config = copy.deepcopy(config)
+    config.data.eval_languages = languages
+    # The training selection is rebuilt as it was (same budget, mixture and seed), so the BPE
+    # context in tokens is the one the model trained with; the checkpoint's tokenizer is used.
+    dm = AUNetDataModule(config.data)
+    dm.tokenizer = tokenizer
+    dm.setup()
+    if not dm.eval_sets.get("test"):
+        return {}
+    module = LMModule(config, 1, tokenizer.vocab_size if tokenizer is not None else None, None,
+                      [], dm.eval_language_order("test"), dm.window)
+    module.model.load_state_dict(model.state_dict())
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, limit_test_batches=config.trainer.limit_test_batches)
+    trainer.test(module, datamodule=dm, verbose=False)
+    return dict(module.last_test)
+
+
+def eval_chars(config, model, tokenizer, languages: list[str], per_task: int, seed: int = 0):
+    from aunet_lab.data.corpus import default_cache, documents
+    from aunet_lab.data.manifest import load_manifest
+    from aunet_lab.eval.chars import generate, held_out_words
+    from aunet_lab.eval.scoring import Scorer, score_items, summarise
+
+    manifest = load_manifest(config.data.manifest)
+    cache = Path(config.data.cache or default_cache())
+    scorer = Scorer(model, tokenizer)
+    rows = []
+    for lang in languages:
+        texts = [d["text"] for d in documents(manifest, lang, "test", cache)]
+        rows += score_items(scorer, generate(held_out_words(texts), lang, per_task=per_task, seed=seed))
+    return summarise(rows)
+
+
+def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, per_task: int, out: Path | None):
+    import json
+
+    from aunet_lab.training.run import load_trained
+
+    config, model, tokenizer = load_trained(checkpoint)
+    languages = languages or sorted(config.data.mixture)
+    results = {}
+    out = Path(out or Path(checkpoint).parent / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    if "bpb" in suites:
+        results["bpb"] = eval_bpb(config, model, tokenizer, languages)
+        (out / "bpb.json").write_text(json.dumps(results["bpb"], indent=1))
+    if "chars" in suites:
+        frame = eval_chars(config, model, tokenizer, languages, per_task)
+        frame.to_csv(out / "chars.csv", index=False)
+        results["chars"] = frame
+    return results, out

@@ -1,0 +1,85 @@
+"""Scoring character tasks with AU-Net and BPE models: the answer's log-likelihood obeys the chain
+rule computed independently, ranking and greedy exact match run for both, and the summary's
+intervals hold the accuracy."""
+
+import math
+
+import pytest
+import torch
+
+from aunet_lab.data.samples import udhr_articles
+from aunet_lab.eval.chars import generate, held_out_words
+from aunet_lab.eval.scoring import Scorer, score_items, summarise
+from aunet_lab.models import AUNet, AUNetConfig, TokenTransformer, TransformerConfig
+
+
+@pytest.fixture(scope="module")
+def scorers(tmp_path_factory):
+    from aunet_lab.data.bpe import train_bpe
+
+    torch.manual_seed(0)
+    aunet = AUNet(AUNetConfig.tiny(stages=2)).eval()
+    tok = train_bpe(udhr_articles("en") + udhr_articles("fr"), 320, tmp_path_factory.mktemp("tok"))
+    bpe = TokenTransformer(TransformerConfig.tiny(vocab_size=tok.vocab_size)).eval()
+    return {"aunet": Scorer(aunet), "bpe": Scorer(bpe, tok)}
+
+
+@pytest.mark.parametrize("arch", ["aunet", "bpe"])
+def test_answer_logprob_is_the_chain_rule(scorers, arch):
+    s = scorers[arch]
+    prompt, answer = "Write \"cat\" backwards.\nResult:", " tac"
+    head = [s.bos] + s.encode(prompt)
+    whole = float(s.sequence_logprob(head + s.encode(answer)).sum())
+    prefix = float(s.sequence_logprob(head).sum())
+    # log p(answer | prompt) = log p(prompt, answer) - log p(prompt); the answer's ids never change
+    # the prompt's probabilities (causal), so the difference is exact up to rounding.
+    assert s.logprob(prompt, answer) == pytest.approx(whole - prefix, abs=1e-3)
+    assert s.logprob(prompt, answer) < 0
+
+
+def test_ranking_and_greedy_for_both_arms(scorers):
+    items = generate(held_out_words(udhr_articles("en")[-3:]), "en", ("reverse", "contains_char"), per_task=6)
+    for arch, s in scorers.items():
+        rows = score_items(s, items)
+        assert len(rows) == 12 and all(math.isfinite(r["answer_logprob"]) for r in rows)
+        frame = summarise(rows, bootstrap=200)
+        assert set(frame["task"]) == {"reverse", "contains_char"}
+        for r in frame.itertuples():
+            assert 0 <= r.ci_low <= r.accuracy <= r.ci_high <= 1
+            assert r.chance == pytest.approx(0.5 if r.task == "contains_char" else 0.25)
+            assert 0 <= r.exact_match <= 1
+
+
+@pytest.mark.parametrize("arch", ["bpe"])  # the BPE path (the checkpoint's own tokenizer); AU-Net's is simpler
+def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from corpora import make_corpus
+    from test_training import write_config
+
+    from aunet_lab.config import load_config
+    from aunet_lab.training.run import train
+
+    make_corpus(tmp_path, ["en", "fr"], 40, (4, 10), (2, 5), {"val": 0.15, "test": 0.15, "seed": 0}, "corpus")
+    path = write_config(tmp_path, f"eval-{arch}", arch=arch, data__mixture={"en": 0.5, "fr": 0.5},
+                        trainer__max_steps=10, trainer__val_every=10, trainer__checkpoint_every=10, trainer__samples=0)
+    result = train(load_config(path))
+    out = tmp_path / "eval-out"
+    run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(result.run_dir / "final.ckpt"),
+                          "--per-task", "3", "--out", str(out)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    bpb = json.loads((out / "bpb.json").read_text())
+    for key in ("test/bpb", "test/bpb/en", "test/bpb/fr"):
+        assert bpb[key] == pytest.approx(result.test[key], rel=1e-6), key  # the same model, the same bytes
+    import pandas as pd
+
+    chars = pd.read_csv(out / "chars.csv")
+    assert set(chars["language"]) == {"en", "fr"} and len(chars) == 2 * 10
+    assert ((chars["accuracy"] >= 0) & (chars["accuracy"] <= 1)).all()
+    bad = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(result.run_dir / "final.ckpt"),
+                          "--suite", "bpb,vibes"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "unknown suite 'vibes'" in bad.stderr
