@@ -83,3 +83,26 @@ def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
     bad = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(result.run_dir / "final.ckpt"),
                           "--suite", "bpb,vibes"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "unknown suite 'vibes'" in bad.stderr
+
+
+def test_diagnostics_account_for_every_byte():
+    from aunet_lab.data.splitting import byte_levels
+    from aunet_lab.eval.diagnostics import MAX_OFFSET, diagnose
+
+    torch.manual_seed(0)
+    model = AUNet(AUNetConfig.tiny(stages=3)).eval()
+    texts = {lang: [udhr_articles(lang)[0]] for lang in ("en", "hi", "zh")}
+    tables = diagnose(model, texts, window=128)
+    for lang, docs in texts.items():
+        n_bytes = len(docs[0].encode())
+        levels = byte_levels(docs[0], "word")
+        by_offset = tables["offset"][tables["offset"]["language"] == lang]
+        by_level = tables["level"][tables["level"]["language"] == lang]
+        assert by_offset["bytes"].sum() == by_level["bytes"].sum() == n_bytes
+        # Offset 0 is where a word starts: as many bytes as the text has units of stage 2 or above.
+        assert int(by_offset[by_offset["offset"] == 0]["bytes"].iloc[0]) == int((levels >= 1).sum())
+        assert by_offset["offset"].max() <= MAX_OFFSET
+        assert all(math.isfinite(v) and v > 0 for v in by_offset["bits_per_byte"])
+    scripts = tables["script"]
+    assert {"Latin", "Devanagari", "Han"} <= set(scripts["script"])
+    assert set(scripts[scripts["language"] == "hi"]["script"]) >= {"Devanagari", "space"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-SUITES = ("bpb", "chars")
+SUITES = ("bpb", "chars", "diagnostics")
 
 
 def eval_bpb(config, model, tokenizer, languages: list[str]) -> dict[str, float]:
@@ -67,4 +67,16 @@ def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, pe
         frame = eval_chars(config, model, tokenizer, languages, per_task)
         frame.to_csv(out / "chars.csv", index=False)
         results["chars"] = frame
+    if "diagnostics" in suites and tokenizer is None:  # AU-Net only: units and boundaries are its own
+        from aunet_lab.data.corpus import default_cache, documents
+        from aunet_lab.data.manifest import load_manifest
+        from aunet_lab.eval.diagnostics import diagnose
+
+        manifest = load_manifest(config.data.manifest)
+        cache = Path(config.data.cache or default_cache())
+        texts = {lang: [d["text"] for d in documents(manifest, lang, "test", cache)][:50] for lang in languages}
+        tables = diagnose(model, texts, config.data.window_bytes)
+        for name, table in tables.items():
+            table.to_csv(out / f"diagnostics_by_{name}.csv", index=False)
+        results["diagnostics"] = tables
     return results, out
