@@ -297,3 +297,12 @@ def test_a_trial_launched_through_torchrun_as_two_processes(udhr):
     exp = _mlflow(root).get_experiment_by_name("torchrun")
     children = [r for r in _mlflow(root).search_runs([exp.experiment_id]) if r.data.tags.get("mlflow.parentRunId")]
     assert len(children) == 1 and children[0].info.status == "FINISHED"  # only the first process tracked
+
+
+def test_every_shipped_study_spec_validates():
+    shipped = sorted(Path(__file__).resolve().parent.parent.glob("studies/*.yaml"))
+    assert {p.stem for p in shipped} >= {"smoke", "scaling", "crosslingual", "paper-1b-ladder"}
+    for path in shipped:
+        spec = load_spec(path)
+        assert spec.cells(), path
+        assert spec.description, path  # each documents itself
