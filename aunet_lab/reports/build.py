@@ -366,10 +366,12 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
     tags = runs.parent.get("tags", {})
     commits = sorted(set(frame["git_commit"])) if not frame.empty else [tags.get("git.commit", "unknown")]
     hashes = sorted(set(frame["data_hash"])) if not frame.empty else []
+    locks = _lock_hashes(sorted(set(frame["manifest"])) if not frame.empty else [])
     counts = runs.counts()
     title = [f"Study: {study}    MLflow: {tracking_uri}",
              f"Code commit: {', '.join(c[:12] for c in commits) or 'unknown'}",
-             f"Data hashes: {', '.join(h[:16] for h in hashes) or 'none'}",
+             f"Data selections (data.hash): {', '.join(h[:16] for h in hashes) or 'none'}",
+             f"Data locks (sha256): {'; '.join(locks) or 'none found'}",
              f"Runs: {counts['finished']} finished, {counts['failed']} failed, {counts['pruned']} pruned, "
              f"{counts['running']} running; cells with a result: {best['cell'].nunique() if len(best) else 0}", "",
              "Spec:"] + ["  " + line for line in runs.spec_text.splitlines()[:40]]
@@ -407,6 +409,20 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
     if runs.parent.get("run_id"):
         _log_to_parent(runs, report)
     return report
+
+
+def _lock_hashes(manifests: list[str]) -> list[str]:
+    """``name: sha256`` of each manifest's lock file (what pins the corpus's sources), where it can be read."""
+    import hashlib
+
+    out = []
+    for path in manifests:
+        if not path:
+            continue
+        lock = Path(path).with_name(Path(path).stem + ".lock.yaml")
+        if lock.is_file():
+            out.append(f"{lock.name} {hashlib.sha256(lock.read_bytes()).hexdigest()[:16]}")
+    return out
 
 
 def _log_to_parent(runs: StudyRuns, report: Report) -> None:

@@ -127,6 +127,7 @@ def _row(client, r, metric: str, languages: list[str] | None) -> dict:
         "val_objective": val, "val_bpb": metrics.get("val/bpb"), "test_bpb": metrics.get("test/bpb"),
         "test_bpb_macro": metrics.get("test/bpb_macro"), "bytes_seen": metrics.get("data/bytes_seen"),
         "git_commit": tags.get("git.commit", ""), "data_hash": tags.get("data.hash", ""),
+        "manifest": params.get("data.manifest", ""),
         "bytes_per_s": _median_metric(client, r, "throughput/bytes_per_s"),
         "mfu": _median_metric(client, r, "throughput/mfu"),
         "failure": tags.get("aunet.failure", ""),
