@@ -306,3 +306,12 @@ def test_every_shipped_study_spec_validates():
         spec = load_spec(path)
         assert spec.cells(), path
         assert spec.description, path  # each documents itself
+
+
+def test_vocabulary_and_split_axes_only_multiply_the_arm_they_concern(udhr):
+    root, manifest = udhr
+    spec = load_spec(write_spec(root, manifest, "axes", axes__vocab_size=[300, 500],
+                                axes__split=["word", "script"], axes__data_budget=["6KB"],
+                                axes__mixture={"en": {"en": 1.0}}))
+    ids = sorted(c.id for c in spec.cells())
+    assert ids == ["aunet2-6KB-en-script", "aunet2-6KB-en-word", "bpe-6KB-en-v300", "bpe-6KB-en-v500"]

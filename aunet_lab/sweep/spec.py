@@ -130,9 +130,11 @@ class StudySpec:
             label = budget if isinstance(budget, str) else f"{float(budget):.0e}"
             value = _bytes(budget) if budget_kind == "data" else float(budget)
             parts = [arch, label.replace("+", ""), mix]
-            if len(ax.get("vocab_size", [])) > 1 or arch == "bpe" and "vocab_size" in ax:
+            # The vocabulary only matters to BPE and the split function only to AU-Net: the other arm
+            # gets one cell for all their values (same id, dropped below).
+            if arch == "bpe" and "vocab_size" in ax:
                 parts.append(f"v{vocab}")
-            if len(ax.get("split", [])) > 1:
+            if arch != "bpe" and len(ax.get("split", [])) > 1:
                 parts.append(split.replace(":", "").replace(",", "-"))
             if len(ax.get("seed", [])) > 1:
                 parts.append(f"s{seed}")
@@ -140,7 +142,7 @@ class StudySpec:
             out.append(Cell(cell_id, arch, budget_kind, value, label, mix, dict(mixtures[mix]), int(vocab), split,
                             int(seed)))
         ids = [c.id for c in out]
-        if len(set(ids)) != len(ids):  # only BPE cells differ by vocabulary: keep AU-Net cells once
+        if len(set(ids)) != len(ids):
             seen, unique = set(), []
             for c in out:
                 if c.id not in seen:
