@@ -395,12 +395,16 @@ def cmd_eval(args) -> int:
         results, out = evaluate(args.checkpoint, suites, languages, args.per_task, args.out)
     except (CheckpointError, CorpusError, DataConfigError, ManifestError) as err:
         raise UserError(str(err)) from None
+    from aunet_lab.eval.run import log_to_run
+    from aunet_lab.training.tracking import resolve_tracking_uri
+
+    logged = log_to_run(args.checkpoint, resolve_tracking_uri(args.tracking_uri), results, out)
     if "bpb" in results:
         for key, value in results["bpb"].items():
             print(f"{key:24s} {value:.4f}")
     if "chars" in results:
         print(results["chars"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"written to {out}")
+    print(f"written to {out}" + (f"; logged to MLflow run {logged}" if logged else ""))
     return 0
 
 
@@ -496,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--languages", help="comma-separated (default: the checkpoint's training mixture)")
     p.add_argument("--per-task", type=int, default=50, help="character-task items per task and language")
     p.add_argument("--out", type=Path, help="where bpb.json and chars.csv go (default: eval/ beside the checkpoint)")
+    p.add_argument("--tracking-uri", help="MLflow store holding the checkpoint's run, to log the results to "
+                                          "(default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data: split functions, then the smoke study")

@@ -68,10 +68,17 @@ def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
                         trainer__max_steps=10, trainer__val_every=10, trainer__checkpoint_every=10, trainer__samples=0)
     result = train(load_config(path))
     out = tmp_path / "eval-out"
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(result.run_dir / "final.ckpt"),
-                          "--per-task", "3", "--out", str(out)], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONHASHSEED": "0"})
+                          "--per-task", "3", "--out", str(out), "--tracking-uri", uri], capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
     assert run.returncode == 0, run.stderr[-3000:]
+    assert f"logged to MLflow run {result.run_id}" in run.stdout
+    from mlflow.tracking import MlflowClient
+
+    logged = MlflowClient(uri).get_run(result.run_id)
+    assert logged.data.metrics["eval/test/bpb/en"] == pytest.approx(result.test["test/bpb/en"], rel=1e-6)
+    assert any(k.startswith("eval/chars/fr/") for k in logged.data.metrics)
     bpb = json.loads((out / "bpb.json").read_text())
     for key in ("test/bpb", "test/bpb/en", "test/bpb/fr"):
         assert bpb[key] == pytest.approx(result.test[key], rel=1e-6), key  # the same model, the same bytes

@@ -50,6 +50,32 @@ def eval_chars(config, model, tokenizer, languages: list[str], per_task: int, se
     return summarise(rows)
 
 
+def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> str | None:
+    """Log the evaluation to the checkpoint's own MLflow run (``eval/...`` metrics, the tables as
+    artifacts), if that run is in ``tracking_uri``; returns its id, or None."""
+    from aunet_lab.training.tracking import client_for
+
+    marker = Path(checkpoint).parent / "mlflow_run_id"
+    if not marker.is_file():
+        return None
+    run_id = marker.read_text().strip()
+    client = client_for(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # not in this store
+        return None
+    step = int(run.data.params.get("trainer.max_steps_resolved", 0) or 0)
+    for key, value in results.get("bpb", {}).items():
+        client.log_metric(run_id, f"eval/{key}", float(value), step=step)
+    if "chars" in results:
+        for r in results["chars"].itertuples():
+            client.log_metric(run_id, f"eval/chars/{r.language}/{r.task}", float(r.accuracy), step=step)
+    for path in sorted(out.glob("*")):
+        if path.is_file():
+            client.log_artifact(run_id, str(path), "eval")
+    return run_id
+
+
 def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, per_task: int, out: Path | None):
     import json
 
