@@ -99,15 +99,18 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
                    f"(Chinchilla approach 3, Huber loss, {c.n} cells; no interval).")
     # Cell by cell: AU-Net-k against BPE at the same budget and mixture.
     if len(best):
-        keyed = {(r.budget, r.mixture, r.arch): r for r in best.itertuples()}
+        keyed = {(r.budget, r.mixture, r.arch, r.split): r for r in best.itertuples()}
+        bpe = {(r.budget, r.mixture): r for r in best.itertuples() if r.arch == "bpe"}
+        several_splits = best[best["arch"] != "bpe"]["split"].nunique() > 1
         order = sorted(keyed, key=lambda k: (keyed[k].bytes or 0, keyed[k].compute or 0, k))
-        for budget, mixture, arch in order:
-            r = keyed[(budget, mixture, arch)]
-            b = keyed.get((budget, mixture, "bpe"))
+        for budget, mixture, arch, split in order:
+            r = keyed[(budget, mixture, arch, split)]
+            b = bpe.get((budget, mixture))
             if arch == "bpe" or b is None:
                 continue
             diff = r.test_bpb_mean - b.test_bpb_mean
-            out.append(f"{budget} on {mixture}: {ARCH_LABEL.get(arch, arch)} test BPB {r.test_bpb_mean:.3f} against "
+            name = ARCH_LABEL.get(arch, arch) + (f" ({split})" if several_splits else "")
+            out.append(f"{budget} on {mixture}: {name} test BPB {r.test_bpb_mean:.3f} against "
                        f"BPE {b.test_bpb_mean:.3f} ({'+' if diff >= 0 else ''}{diff:.3f}; {min(r.seeds, b.seeds)} "
                        f"seed{'s' if min(r.seeds, b.seeds) != 1 else ''}, no interval).")
     return out
@@ -240,18 +243,54 @@ def fig_transfer(best, languages):
     return fig
 
 
+def fig_splits(best):
+    """Test BPB by training language and split function (AU-Net) against BPE, when the study varies
+    the split function."""
+    aunet = best[best["arch"] != "bpe"]
+    splits = sorted(set(aunet["split"]))
+    if len(splits) < 2:
+        return None
+    fig, ax = _figure("Test bits per byte by training mixture: AU-Net split functions against BPE")
+    mixtures = sorted(set(best["mixture"]))
+    groups = [("bpe", "BPE")] + [(sp, f"{ARCH_LABEL.get(a, a)} {sp}") for a in _archs(aunet) for sp in splits]
+    width = 0.8 / len(groups)
+    colours = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+    for k, (key, label) in enumerate(groups):
+        if key == "bpe":
+            rows = best[best["arch"] == "bpe"]
+        else:
+            arch = label.split(" ")[0]
+            rows = aunet[(aunet["split"] == key) & (aunet["arch"].map(lambda a: ARCH_LABEL.get(a, a)) == arch)]
+        values = [rows[rows["mixture"] == m]["test_bpb_mean"].mean() for m in mixtures]
+        ax.bar(np.arange(len(mixtures)) + k * width, values, width, label=label, color=colours[k % len(colours)])
+    ax.set_xticks(np.arange(len(mixtures)) + 0.4 - width / 2, mixtures)
+    ax.set_ylabel("test bits per byte")
+    ax.legend(fontsize=9)
+    return fig
+
+
 def fig_units(best):
     rows = best[best["arch"] != "bpe"]
     cols = sorted(c for c in best.columns if c.startswith("aunet/units_per_byte/"))
     if rows.empty or not cols:
         return None
-    fig, ax = _figure("AU-Net units per byte by stage and training mixture")
-    mixtures = sorted(set(rows["mixture"]))
+    fig, ax = _figure("AU-Net units per byte by stage, training mixture and split function "
+                      "(dropped boundaries in brackets)")
+    keys = sorted({(m, sp) for m, sp in zip(rows["mixture"], rows["split"])})
+    multi = len({sp for _, sp in keys}) > 1
+    labels = [f"{m}\n{sp}" if multi else m for m, sp in keys]
     width = 0.8 / len(cols)
     for k, col in enumerate(cols):
-        values = [rows[rows["mixture"] == m][col].mean() for m in mixtures]
-        ax.bar(np.arange(len(mixtures)) + k * width, values, width, label=col.rsplit("/", 1)[1])
-    ax.set_xticks(np.arange(len(mixtures)) + 0.4 - width / 2, mixtures)
+        values = [rows[(rows["mixture"] == m) & (rows["split"] == sp)][col].mean() for m, sp in keys]
+        bars = ax.bar(np.arange(len(keys)) + k * width, values, width, label=col.rsplit("/", 1)[1])
+        dropped = col.replace("units_per_byte", "dropped")
+        if dropped in rows:
+            for bar, (m, sp) in zip(bars, keys):
+                n = rows[(rows["mixture"] == m) & (rows["split"] == sp)][dropped].sum()
+                if n > 0:
+                    ax.annotate(f"({int(n)})", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                                va="bottom", fontsize=8)
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, labels, fontsize=8 if multi else 10)
     ax.set_ylabel("units per byte")
     ax.legend()
     return fig
@@ -386,6 +425,7 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
             if "bpe" in set(best["arch"]) and len(set(best["arch"])) > 1:
                 plots["aunet_minus_bpe"] = fig_language_difference(best, runs.languages)
             plots["transfer"] = fig_transfer(best, runs.languages)
+        plots["splits"] = fig_splits(best)
         plots["units_per_byte"] = fig_units(best)
         plots["learning_curves"] = fig_learning_curves(runs, best)
     plots["throughput"] = fig_throughput(frame) if not frame.empty else None
