@@ -52,7 +52,7 @@ def _objective(parent_params: dict) -> tuple[str, list[str] | None]:
         spec = json.loads(parent_params.get("objective", "{}"))
     except ValueError:
         spec = {}
-    return spec.get("metric", "val/bpb"), spec.get("languages")
+    return spec.get("metric", "val/bpb"), ("mixture" if spec.get("on_mixture") else spec.get("languages"))
 
 
 def collect(study: str, tracking_uri: str) -> StudyRuns:
@@ -110,6 +110,8 @@ def _row(client, r, metric: str, languages: list[str] | None) -> dict:
     arch = "bpe" if tags.get("aunet.arch") == "bpe" else f"aunet{stages}"
     data_bytes = _float(params.get("data.budget"))
     fpb = metrics.get("compute/flops_per_byte", _float(params.get("compute.flops_per_byte")))
+    if languages == "mixture":  # the cell's own training languages
+        languages = [lang for lang in tags.get("aunet.languages", "").split(",") if lang]
     if languages:
         vals = [metrics.get(f"val/bpb/{lang}") for lang in languages]
         val = statistics.fmean(vals) if all(v is not None for v in vals) else None

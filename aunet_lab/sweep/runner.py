@@ -278,7 +278,7 @@ class StudyRunner:
                 "aunet.mixture": cell.mixture_name, "aunet.role": "repeat" if repeat_seed is not None else "tuning"}
         job = {"config": to_plain(config), "storage": self.storage_url, "study": study_name(spec, cell.id),
                "trial_id": trial._trial_id, "number": trial.number, "parent_run_id": self.parent_run_id,
-               "tags": tags, "objective": dataclasses.asdict(spec.objective),
+               "tags": tags, "objective": self._objective(cell),
                "heartbeat": [spec.faults.heartbeat_interval, spec.faults.grace_period],
                "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"}}
         (trial_dir / "trial.json").write_text(json.dumps(job, indent=1, default=str))
@@ -321,6 +321,12 @@ class StudyRunner:
         reason = f"trial process {how} (log: {trial_dir / 'log.txt'})"
         self._fail(study, trial._trial_id, frozen, reason)
         return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, reason)
+
+    def _objective(self, cell) -> dict:
+        objective = dataclasses.asdict(self.spec.objective)
+        if objective.pop("on_mixture", False):
+            objective["languages"] = sorted(cell.mixture)
+        return objective
 
     def _command(self, trial_dir: Path) -> list[str]:
         """The trial's command: ``python -m aunet_lab.sweep.trial DIR``, or the spec's launcher (torchrun,

@@ -38,6 +38,7 @@ class TuneSpec:
 class ObjectiveSpec:
     metric: str = "val/bpb"  # val/bpb (micro over all bytes) or val/bpb_macro
     languages: list[str] | None = None  # if given: the mean of val/bpb/<lang> over these
+    on_mixture: bool = False  # the mean of val/bpb/<lang> over each cell's own training languages
 
 
 @dataclass
