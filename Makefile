@@ -21,10 +21,10 @@ demo: $(STAMP)
 	$(VENV)/bin/aunet-lab demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -31,7 +31,6 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 def client_for(uri: str):
     """An MlflowClient for ``uri``, after checking the store can be reached (before any training)."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     if uri.startswith("sqlite:///"):
@@ -52,7 +51,8 @@ def client_for(uri: str):
 
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # table creation chatter
         logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(uri)
+    # No mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which child processes (a sweep's
+    # trials, a demo's study) would then take as their store. The URI is always passed explicitly.
     client = MlflowClient(tracking_uri=uri)
     try:
         client.search_experiments(max_results=1)
