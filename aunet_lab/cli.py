@@ -411,7 +411,7 @@ def cmd_eval(args) -> int:
 def cmd_demo(args) -> int:
     from aunet_lab.demo import run_demo
 
-    return run_demo(offline=args.offline, workers=args.workers, trials=args.trials)
+    return run_demo(offline=args.offline, workers=args.workers, trials=args.trials, quick=args.quick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -508,6 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="run the smoke study on the UDHR embedded in the package")
     p.add_argument("--workers", type=int, help="trials at once (default: 2, or 1 on a one-core machine)")
     p.add_argument("--trials", type=int, help="learning-rate trials per cell (default: the spec's 2)")
+    p.add_argument("--quick", action="store_true", help="one budget and one mixture (2 cells): a check that it all runs")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -52,7 +52,7 @@ def _visible(unit: bytes) -> str:
 
 
 def run_demo(console: Console | None = None, offline: bool = False, workers: int | None = None,
-             trials: int | None = None) -> int:
+             trials: int | None = None, quick: bool = False) -> int:
     console = console or Console()
     texts = sample_texts()
     console.rule("[bold]aunet_lab demo: split functions on UDHR articles 1-3")
@@ -99,7 +99,7 @@ def run_demo(console: Console | None = None, offline: bool = False, workers: int
     reference = check_stability("aunet_lab.data.splitting:paper_reference_word", max_bytes=200)
     console.print(f"[yellow]reference code's rule, for comparison: {reference.summary()}[/yellow]", highlight=False)
 
-    return run_smoke_study(console, offline=offline, workers=workers, trials=trials)
+    return run_smoke_study(console, offline=offline, workers=workers, trials=trials, quick=quick)
 
 
 SMOKE_SPEC = Path(__file__).resolve().parent.parent / "studies" / "smoke.yaml"
@@ -117,7 +117,7 @@ def offline_overrides(cache: Path) -> dict:
 
 
 def run_smoke_study(console: Console, offline: bool = False, workers: int | None = None, trials: int | None = None,
-                    root: Path | None = None) -> int:
+                    root: Path | None = None, quick: bool = False) -> int:
     import shutil
     import subprocess
     import sys
@@ -133,6 +133,9 @@ def run_smoke_study(console: Console, offline: bool = False, workers: int | None
                                                   "libreoffice-help.yaml")}}
     if trials:
         overrides["tune"] = {"trials": trials}
+    if quick:  # one budget and one mixture: BPE and AU-Net-2, one cell each
+        overrides.setdefault("axes", {})["data_budget"] = [overrides.get("axes", {}).get("data_budget", ["100KB"])[0]]
+        overrides["axes"]["mixture"] = ["en"]  # a list replaces the spec's mapping (a mapping would merge)
     spec_path = SMOKE_SPEC if SMOKE_SPEC.is_file() else None
     if spec_path is None:
         console.print("[red]studies/smoke.yaml is not next to the package (run the demo from a source checkout)[/red]")
