@@ -275,8 +275,13 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
         if not getattr(module, "last_val", None) and dm.eval_sets.get(config.data.eval_split):
             # Resumed from a checkpoint at the last step (killed while finishing): nothing was left
-            # to train, so the final validation is run here.
-            trainer.validate(module, datamodule=dm, verbose=False)
+            # to train, so the final validation is run here, for the result only (MLflow already
+            # holds the run's validations; an uninterrupted run logs no extra one).
+            tracker, module.tracker = module.tracker, None
+            try:
+                trainer.validate(module, datamodule=dm, verbose=False)
+            finally:
+                module.tracker = tracker
         if config.trainer.test_at_end and dm.eval_sets.get("test"):
             trainer.test(module, datamodule=dm, verbose=False)
         trainer.save_checkpoint(run_dir / "final.ckpt", weights_only=False)  # collective: every process
