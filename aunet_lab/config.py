@@ -193,7 +193,9 @@ def _build(cls, data: Any, where: str, source: str):
             raise _unknown(str(key), list(fields), path, source)
         default = _default(fields[key])
         if isinstance(value, dict) and dataclasses.is_dataclass(default):
-            value = _merge(dataclasses.asdict(default), value)  # a partial section keeps the other defaults
+            # A partial section keeps the section's other defaults; fields that are themselves sections
+            # merge the same way one level down, and data-valued mappings (a mixture) are replaced.
+            value = {**dataclasses.asdict(default), **value}
         kwargs[key] = _convert(value, hints[key], path, source)
     try:
         return cls(**kwargs)
@@ -208,13 +210,6 @@ def _default(f: dataclasses.Field):
     if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
     return None
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def _set_path(tree: dict, dotted: str, value: Any, source: str, cls) -> None:

@@ -431,3 +431,15 @@ def test_resuming_a_run_checkpointed_at_its_last_step_still_validates(corpus):
     assert again.run_id == first.run_id and again.steps == 10
     assert again.val["val/bpb"] == pytest.approx(first.val["val/bpb"], rel=1e-6)
     assert [s for s, _ in losses(root, first.run_id)] == list(range(1, 11))
+
+
+def test_a_mixture_replaces_the_default_one(tmp_path):
+    # The default mixture is {en: 1}; a config training on German alone must not inherit English.
+    path = tmp_path / "de.yaml"
+    path.write_text("data: {mixture: {de: 1.0}}\nmodel: {aunet: {split: script}}\n")
+    config = load_config(path)
+    assert config.data.mixture == {"de": 1.0}
+    assert config.model.aunet.split == "script" and config.model.aunet.n_stages == 2  # other defaults kept
+    from aunet_lab.config import config_from_dict, to_plain
+
+    assert config_from_dict(to_plain(config), "round trip").data.mixture == {"de": 1.0}
