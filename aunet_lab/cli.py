@@ -297,7 +297,7 @@ def cmd_sweep(args) -> int:
         if type(err).__name__ == "TrackingError":
             raise UserError(str(err)) from None
         raise
-    total = len(runner.plans) * (spec.tune.trials + len(spec.tune.repeat_seeds))
+    total = sum(sum(spec.trials_wanted(p.cell)) for p in runner.plans)
     console.print(f"study {spec.name}: {len(runner.plans)} cells, {total} trials, {runner.workers} worker(s); "
                   f"Optuna storage {runner.storage_url}; MLflow {runner.tracking_uri} (parent run {runner.parent_run_id})",
                   highlight=False)
@@ -320,6 +320,10 @@ def cmd_sweep(args) -> int:
     out = Console()
     (out if out.is_terminal else Console(width=200)).print(table)
     print(f"summary: {spec.folder / 'summary.csv'}; browse: aunet-lab ui --tracking-uri {runner.tracking_uri}")
+    if "blocked" in frame and frame["blocked"].any():
+        print(f"{int(frame['blocked'].sum())} cell(s) not run: their pretraining has no completed trial "
+              f"(see its trial logs under {spec.folder / 'trials'})")
+        frame = frame[~frame["blocked"]]
     unfinished = int((frame["wanted"] - frame["finished"]).clip(lower=0).sum())
     if unfinished:  # other processes sharing the study are still running these
         print(f"{unfinished} trial(s) still running in other workers of this study; the last one to finish "
@@ -346,15 +350,16 @@ def _print_plan(spec, console) -> int:
     ensure_prepared(spec, base_config(spec), lambda m: console.print(m, highlight=False))
     plans = plan_study(spec)
     frame = plan_table(spec, plans)
-    table = Table(title=f"study {spec.name}: {len(plans)} cells x {spec.tune.trials} trials"
-                        + (f" + {len(spec.tune.repeat_seeds)} repeat seeds" if spec.tune.repeat_seeds else ""))
+    pre = sum(p.cell.phase == "pretrain" for p in plans)
+    table = Table(title=f"study {spec.name}: {len(plans) - pre} cells x {spec.tune.trials} trials"
+                        + (f" + {len(spec.tune.repeat_seeds)} repeat seeds" if spec.tune.repeat_seeds else "")
+                        + (f", warm-started from {pre} pretraining cell(s)" if pre else ""))
     for col in frame.columns:
         table.add_column(col, overflow="fold")
     for _, row in frame.iterrows():
         table.add_row(*[str(v) for v in row])
     Console(width=240).print(table)
-    trials = spec.tune.trials + len(spec.tune.repeat_seeds)
-    total = sum(p.estimated_seconds(trials) or 0 for p in plans if p.feasible)
+    total = sum(p.estimated_seconds(sum(spec.trials_wanted(p.cell))) or 0 for p in plans if p.feasible)
     print(f"estimated time with one worker on this machine: {_duration(total)}")
     refused = [p for p in plans if not p.feasible]
     for p in refused:

@@ -70,6 +70,11 @@ def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> 
     if "chars" in results:
         for r in results["chars"].itertuples():
             client.log_metric(run_id, f"eval/chars/{r.language}/{r.task}", float(r.accuracy), step=step)
+            client.log_metric(run_id, f"eval/chars_chance/{r.language}/{r.task}", float(r.chance), step=step)
+    for by, table in results.get("diagnostics", {}).items():
+        for r in table.itertuples():
+            value = str(getattr(r, by)).replace("/", "-")
+            client.log_metric(run_id, f"eval/diagnostics/{r.language}/{by}/{value}", float(r.bits_per_byte), step=step)
     for path in sorted(out.glob("*")):
         if path.is_file():
             client.log_artifact(run_id, str(path), "eval")

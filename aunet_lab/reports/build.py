@@ -178,12 +178,17 @@ def _heatmap(ax, matrix, rows, cols, fmt="{:.2f}", cmap="viridis_r"):
     ax.set_xticks(range(len(cols)), cols)
     ax.set_yticks(range(len(rows)), rows)
     finite = matrix[np.isfinite(matrix)]
+    diverging = cmap.startswith("RdBu")
+    if diverging:  # centred on zero: dark at both ends
+        span = float(np.abs(finite).max()) if finite.size else 1.0
+        im.set_clim(-span, span)
     mid = (finite.min() + finite.max()) / 2 if finite.size else 0
     for i in range(len(rows)):
         for j in range(len(cols)):
             if np.isfinite(matrix[i, j]):
+                dark = abs(matrix[i, j]) > span / 2 if diverging else matrix[i, j] > mid
                 ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=10,
-                        color="white" if matrix[i, j] > mid else "black")
+                        color="white" if dark else "black")
     return im
 
 
@@ -219,27 +224,6 @@ def fig_language_difference(best, languages):
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("test BPB difference")
     ax.legend()
-    return fig
-
-
-def fig_transfer(best, languages):
-    singles = sorted(m for m in set(best["mixture"]) if m in languages)
-    if len(singles) < 2:
-        return None
-    archs = _archs(best)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(archs), figsize=PAGE, squeeze=False)
-    fig.suptitle("Transfer: test bits per byte, train language (rows) x evaluation language (columns)", fontsize=15)
-    for ax, arch in zip(axes[0], archs):
-        matrix = np.full((len(singles), len(languages)), np.nan)
-        for i, train in enumerate(singles):
-            rows = best[(best["arch"] == arch) & (best["mixture"] == train)]
-            for j, lang in enumerate(languages):
-                if f"test/bpb/{lang}" in rows and rows[f"test/bpb/{lang}"].notna().any():
-                    matrix[i, j] = rows[f"test/bpb/{lang}"].mean()
-        _heatmap(ax, matrix, singles, languages, "{:.1f}")
-        ax.set_title(ARCH_LABEL[arch])
     return fig
 
 
@@ -390,6 +374,8 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
+    from aunet_lab.reports import multilingual
+
     runs = collect(study, tracking_uri)
     out = Path(out or Path("reports") / f"{study}.pdf")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -402,6 +388,8 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
     report.findings = findings(runs, best, fits, reasons) if len(best) else \
         [f"The study {study!r} has no finished trial yet ({sum(runs.counts().values())} runs: "
          + ", ".join(f"{v} {k}" for k, v in runs.counts().items()) + "): nothing to fit or plot."]
+    if len(best):
+        report.findings += multilingual.findings(best, runs.languages)
     tags = runs.parent.get("tags", {})
     commits = sorted(set(frame["git_commit"])) if not frame.empty else [tags.get("git.commit", "unknown")]
     hashes = sorted(set(frame["data_hash"])) if not frame.empty else []
@@ -424,9 +412,12 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
             plots["language_heatmap"] = fig_language_heatmap(best, runs.languages)
             if "bpe" in set(best["arch"]) and len(set(best["arch"])) > 1:
                 plots["aunet_minus_bpe"] = fig_language_difference(best, runs.languages)
-            plots["transfer"] = fig_transfer(best, runs.languages)
+            plots["transfer"] = multilingual.fig_transfer(best, runs.languages)
+        plots["lowresource"] = multilingual.fig_lowresource(best)
         plots["splits"] = fig_splits(best)
         plots["units_per_byte"] = fig_units(best)
+        plots["char_tasks"] = multilingual.fig_chars(best)
+        plots["diagnostics"] = multilingual.fig_diagnostics(best)
         plots["learning_curves"] = fig_learning_curves(runs, best)
     plots["throughput"] = fig_throughput(frame) if not frame.empty else None
     plots = {k: v for k, v in plots.items() if v is not None}

@@ -133,12 +133,14 @@ def _row(client, r, metric: str, languages: list[str] | None) -> dict:
         "bytes_per_s": _median_metric(client, r, "throughput/bytes_per_s"),
         "mfu": _median_metric(client, r, "throughput/mfu"),
         "failure": tags.get("aunet.failure", ""),
+        "pretrain_cell": tags.get("aunet.pretrain_cell", ""),
     }
     data_window = _float(params.get("data.window"))
     window_bytes = _float(params.get("data.window_bytes"))
     row["bytes_per_token"] = (window_bytes / data_window) if arch == "bpe" and data_window and window_bytes else None
     for key, value in metrics.items():
-        if key.startswith(("test/bpb/", "val/bpb/", "aunet/units_per_byte/", "aunet/dropped/")):
+        if key.startswith(("test/bpb/", "val/bpb/", "aunet/units_per_byte/", "aunet/dropped/", "eval/chars",
+                           "eval/diagnostics/")):
             row[key] = value
     return row
 

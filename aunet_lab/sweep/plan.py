@@ -58,10 +58,10 @@ def ensure_prepared(spec: StudySpec, config: TrainConfig, progress=None) -> None
     from aunet_lab.data.manifest import load_manifest
 
     manifest = load_manifest(config.data.manifest)
-    languages = sorted({lang for mix in spec.axes["mixture"].values() for lang in mix})
+    languages = spec.languages()
     for lang in languages:
         if lang not in manifest.languages:
-            raise _spec_error(spec, f"axes.mixture: {lang!r} is not a language of {manifest.path} "
+            raise _spec_error(spec, f"{lang!r} is not a language of {manifest.path} "
                                     f"(has: {', '.join(manifest.languages)})")
     prepare(manifest, Path(config.data.cache or default_cache()), languages, progress)
 
@@ -116,6 +116,8 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
     for cell in spec.cells():
         config = copy.deepcopy(base)
         config.data.mixture = dict(cell.mixture)
+        if config.data.eval_languages:  # a run is always scored on its own training languages too
+            config.data.eval_languages = sorted(set(config.data.eval_languages) | set(cell.mixture))
         config.data.vocab_size = cell.vocab_size
         config.data.split = cell.split
         config.data.seed = cell.seed
@@ -241,7 +243,7 @@ def plan_table(spec: StudySpec, plans: list[CellPlan]):
     rows = []
     for p in plans:
         c = p.cell
-        est = p.estimated_seconds(spec.tune.trials + len(spec.tune.repeat_seeds))
+        est = p.estimated_seconds(sum(spec.trials_wanted(c)))
         rows.append({
             "cell": c.id, "arch": c.arch, "budget": c.budget_label, "mixture": c.mixture_name,
             "vocab": c.vocab_size if c.arch == "bpe" else "", "seed": c.seed, "shape": p.shape,
@@ -251,6 +253,8 @@ def plan_table(spec: StudySpec, plans: list[CellPlan]):
             "est. time": _duration(est) if est is not None else "-",
             "status": "ok" if p.feasible else "REFUSED: " + "; ".join(p.refusals),
         })
+        if spec.pretrain:
+            rows[-1]["warm start"] = c.pretrain or "-"
     return pd.DataFrame(rows)
 
 

@@ -158,14 +158,17 @@ class StudyRunner:
             for plan in self.plans:
                 study = self.studies[plan.cell.id]
                 self._reap(plan, study)
+                if plan.cell.pretrain and self.warm_start(plan) is None:
+                    continue  # its pretraining is still running (or failed: see finished())
                 trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
                 if any(t.state == TrialState.WAITING for t in trials):  # a retry (or a repeat) queued
                     trial = self._claim(study.ask(self._distributions(plan)))
                     return plan, trial, trial.user_attrs.get("repeat_seed")
                 tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
-                if len(tuning) < self.spec.tune.trials:
+                wanted, repeats = self.spec.trials_wanted(plan.cell)
+                if len(tuning) < wanted:
                     return plan, self._claim(study.ask(self._distributions(plan))), None
-                if not self.spec.tune.repeat_seeds:
+                if not repeats:
                     continue
                 if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in tuning):
                     continue  # the best learning rate is not known yet
@@ -188,18 +191,40 @@ class StudyRunner:
             self.storage.record_heartbeat(trial._trial_id)
         return trial
 
-    def finished(self) -> bool:
-        """Every cell has all its trials finished (complete, pruned, or failed past its retries)."""
+    def _cell_finished(self, plan: CellPlan) -> bool:
         from optuna.trial import TrialState
 
         done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        wanted = self.spec.tune.trials + len(self.spec.tune.repeat_seeds)
+        trials = [t for t in self.studies[plan.cell.id].get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
+        return sum(t.state in done for t in trials) >= sum(self.spec.trials_wanted(plan.cell))
+
+    def finished(self) -> bool:
+        """Every cell has all its trials finished (complete, pruned, or failed past its retries), or
+        can never start because its pretraining finished without a usable result."""
         for plan in self.plans:
-            trials = [t for t in self.studies[plan.cell.id].get_trials(deepcopy=False)
-                      if not t.user_attrs.get("retried")]
-            if sum(t.state in done for t in trials) < wanted:
-                return False
+            if self._cell_finished(plan):
+                continue
+            if plan.cell.pretrain and self.blocked(plan):
+                continue
+            return False
         return True
+
+    def _pretrain_plan(self, plan: CellPlan) -> CellPlan:
+        return next(p for p in self.plans if p.cell.id == plan.cell.pretrain)
+
+    def warm_start(self, plan: CellPlan) -> str | None:
+        """The checkpoint a warm-started cell starts from: its pretraining cell's best trial, once
+        that cell is finished; None before."""
+        source = self._pretrain_plan(plan)
+        if not self._cell_finished(source):
+            return None
+        best = best_trial([t for t in self.studies[source.cell.id].get_trials(deepcopy=False)
+                           if not t.user_attrs.get("retried")])
+        return best.user_attrs.get("checkpoint") if best is not None else None
+
+    def blocked(self, plan: CellPlan) -> bool:
+        """The cell's pretraining finished, and none of its trials completed: the cell cannot run."""
+        return self._cell_finished(self._pretrain_plan(plan)) and self.warm_start(plan) is None
 
     # ------------------------------------------------------------------ dead trials
     def _reap(self, plan: CellPlan, study) -> None:
@@ -247,7 +272,7 @@ class StudyRunner:
 
     def _tell_complete(self, study, trial_id: int, number: int, result: dict) -> None:
         storage = study._storage
-        for key in ("run_id", "objective", "test", "val"):
+        for key in ("run_id", "objective", "test", "val", "checkpoint"):
             if key in result:
                 storage.set_trial_user_attr(trial_id, key, result[key])
         study.tell(number, result["objective"], skip_if_finished=True)
@@ -275,12 +300,18 @@ class StudyRunner:
         tags = {"aunet.study": spec.name, "aunet.cell": cell.id, "aunet.trial": str(trial.number),
                 "optuna.study": study_name(spec, cell.id), "optuna.trial_id": str(trial._trial_id),
                 "aunet.budget": cell.budget_label, "aunet.budget_kind": cell.budget_kind,
-                "aunet.mixture": cell.mixture_name, "aunet.role": "repeat" if repeat_seed is not None else "tuning"}
+                "aunet.mixture": cell.mixture_name,
+                "aunet.role": "pretrain" if cell.phase == "pretrain" else "repeat" if repeat_seed is not None else "tuning"}
+        init_from = self.warm_start(plan) if cell.pretrain else None
+        if init_from:
+            tags["aunet.pretrain_cell"] = cell.pretrain
         job = {"config": to_plain(config), "storage": self.storage_url, "study": study_name(spec, cell.id),
                "trial_id": trial._trial_id, "number": trial.number, "parent_run_id": self.parent_run_id,
                "tags": tags, "objective": self._objective(cell),
                "heartbeat": [spec.faults.heartbeat_interval, spec.faults.grace_period],
-               "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"}}
+               "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"},
+               "init_from": init_from,
+               "evaluate": dataclasses.asdict(spec.evaluate) if spec.evaluate.suite else None}
         (trial_dir / "trial.json").write_text(json.dumps(job, indent=1, default=str))
         for key, value in (("trial_dir", str(trial_dir)), ("run_name", config.tracking.run_name)):
             trial.set_user_attr(key, value)
@@ -411,6 +442,9 @@ class StudyRunner:
         (out / "summary.md").write_text(frame.to_markdown(index=False) + "\n")
         client.log_artifact(self.parent_run_id, str(out / "summary.csv"))
         client.log_artifact(self.parent_run_id, str(out / "summary.md"))
+        blocked = [p.cell.id for p in self.plans if p.cell.pretrain and self.blocked(p)]
+        if blocked:
+            frame["blocked"] = frame["cell"].isin(blocked)
         complete = all(frame["finished"] >= frame["wanted"])
         counts = {"trials_complete": int(frame["complete"].sum()), "trials_pruned": int(frame["pruned"].sum()),
                   "trials_failed": int(frame["failed"].sum())}
@@ -452,15 +486,17 @@ def study_summary(spec: StudySpec, plans: list[CellPlan], studies: dict):
                "test_bpb": (best.user_attrs.get("test") or {}).get("test/bpb") if best else None,
                "complete": states.count(TrialState.COMPLETE), "pruned": states.count(TrialState.PRUNED),
                "failed": states.count(TrialState.FAIL), "finished": finished,
-               "wanted": spec.tune.trials + len(spec.tune.repeat_seeds),
+               "wanted": sum(spec.trials_wanted(cell)),
                "run_id": best.user_attrs.get("run_id") if best else None}
-        if spec.tune.repeat_seeds and best is not None:
+        if spec.trials_wanted(cell)[1] and best is not None:
             seeds = [best] + [t for t in trials if "repeat_seed" in t.user_attrs and t.state == TrialState.COMPLETE]
             values = [(t.user_attrs.get("test") or {}).get("test/bpb") for t in seeds]
             values = [v for v in values if v is not None]
             row["test_bpb_seeds"] = len(values)
             row["test_bpb_mean"] = statistics.fmean(values) if values else None
             row["test_bpb_std"] = statistics.stdev(values) if len(values) > 1 else None
+        if cell.phase == "pretrain" or cell.pretrain:
+            row["phase"] = cell.phase
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -75,6 +75,27 @@ class FaultSpec:
 
 
 @dataclass
+class PretrainSpec:
+    """Warm start: each arm is first trained on ``mixture`` for ``data_budget`` bytes (its own cell,
+    ``pretrain-<arch>``), and every cell of the axes starts from those weights (and, for BPE, that
+    tokenizer: trained without the target languages, as in practice)."""
+
+    mixture: dict[str, float] = field(default_factory=dict)
+    data_budget: str = "1MB"
+    trials: int = 1  # learning rates tried for the pretraining; the best (validation on its mixture) is used
+
+
+@dataclass
+class EvaluateSpec:
+    """Evaluation a trial runs on its final checkpoint after training (``aunet-lab eval``'s suites),
+    logged to its own MLflow run for the report's character-task and diagnostics pages."""
+
+    suite: list[str] = field(default_factory=list)  # chars, diagnostics
+    languages: list[str] | None = None  # default: the run's evaluation languages
+    per_task: int = 20
+
+
+@dataclass
 class Cell:
     id: str
     arch: str
@@ -86,10 +107,12 @@ class Cell:
     vocab_size: int
     split: str
     seed: int
+    phase: str = "target"  # or "pretrain": the warm-start source of other cells
+    pretrain: str | None = None  # id of the pretrain cell this one starts from
 
     def params(self) -> dict:
         return {"arch": self.arch, f"{self.budget_kind}_budget": self.budget_label, "mixture": self.mixture_name,
-                "vocab_size": self.vocab_size, "split": self.split, "seed": self.seed}
+                "vocab_size": self.vocab_size, "split": self.split, "seed": self.seed, "phase": self.phase}
 
 
 @dataclass
@@ -106,6 +129,8 @@ class StudySpec:
     sampler: SamplerSpec
     pruner: PrunerSpec
     faults: FaultSpec
+    pretrain: PretrainSpec | None
+    evaluate: EvaluateSpec
     launcher: str | None  # how a trial process starts, e.g. "torchrun --nproc-per-node 8 -m aunet_lab.sweep.trial {trial_dir}"
     output_dir: str
     tracking_uri: str | None
@@ -142,15 +167,47 @@ class StudySpec:
             cell_id = "-".join(re.sub(r"[^A-Za-z0-9.]+", "", p) for p in parts)
             out.append(Cell(cell_id, arch, budget_kind, value, label, mix, dict(mixtures[mix]), int(vocab), split,
                             int(seed)))
-        ids = [c.id for c in out]
-        if len(set(ids)) != len(ids):
-            seen, unique = set(), []
-            for c in out:
-                if c.id not in seen:
-                    seen.add(c.id)
-                    unique.append(c)
-            out = unique
-        return out
+        seen, unique = set(), []
+        for c in out:
+            if c.id not in seen:
+                seen.add(c.id)
+                unique.append(c)
+        return self._pretrain_cells(unique) + unique if self.pretrain else unique
+
+    def _pretrain_cells(self, cells: list[Cell]) -> list[Cell]:
+        """One pretraining cell per arm (architecture, and the vocabulary, split and seed it trains
+        with); each target cell points at its own."""
+        out: dict[str, Cell] = {}
+        p = self.pretrain
+        for c in cells:
+            parts = ["pretrain", c.arch]
+            if c.arch == "bpe" and "vocab_size" in self.axes:
+                parts.append(f"v{c.vocab_size}")
+            if c.arch != "bpe" and len(self.axes.get("split", [])) > 1:
+                parts.append(c.split.replace(":", "").replace(",", "-"))
+            if len(self.axes.get("seed", [])) > 1:
+                parts.append(f"s{c.seed}")
+            cell_id = "-".join(re.sub(r"[^A-Za-z0-9.]+", "", x) for x in parts)
+            c.pretrain = cell_id
+            if cell_id not in out:
+                out[cell_id] = Cell(cell_id, c.arch, "data", _bytes(p.data_budget), str(p.data_budget), "pretrain",
+                                    dict(p.mixture), c.vocab_size, c.split, c.seed, phase="pretrain")
+        return list(out.values())
+
+    def trials_wanted(self, cell: Cell) -> tuple[int, int]:
+        """(tuning trials, repeat seeds) the cell asks for."""
+        if cell.phase == "pretrain":
+            return self.pretrain.trials, 0
+        return self.tune.trials, len(self.tune.repeat_seeds)
+
+    def languages(self) -> list[str]:
+        """Every language the study trains or evaluates on."""
+        langs = {lang for mix in self.axes["mixture"].values() for lang in mix}
+        if self.pretrain:
+            langs |= set(self.pretrain.mixture)
+        langs |= set(self.base.get("data", {}).get("eval_languages") or [])
+        langs |= set(self.evaluate.languages or [])
+        return sorted(langs)
 
 
 def _bytes(value) -> int:
@@ -226,7 +283,7 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
     raw = _merge(raw or {}, overrides or {})
     check = _Checker(path)
     top = ("name", "description", "base", "models", "sizing", "axes", "tune", "objective", "sampler", "pruner",
-           "faults", "launcher", "output_dir", "tracking_uri")
+           "faults", "pretrain", "evaluate", "launcher", "output_dir", "tracking_uri")
     check.mapping(raw, "", top)
     name = raw.get("name") or path.stem
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
@@ -308,6 +365,32 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
     faults = _dataclass(FaultSpec, raw.get("faults"), "faults", check)
     if faults.max_retries < 0 or faults.heartbeat_interval < 1 or faults.grace_period <= faults.heartbeat_interval:
         check.fail("faults", "expected max_retries >= 0, heartbeat_interval >= 1 and grace_period > heartbeat_interval")
+    pretrain = None
+    if raw.get("pretrain") is not None:
+        pretrain = _dataclass(PretrainSpec, raw.get("pretrain"), "pretrain", check)
+        if "data_budget" not in axes:
+            check.fail("pretrain", "warm start needs a data_budget study (a compute budget sizes each cell's model "
+                                   "differently, so no pretrained weights would fit)")
+        if not pretrain.mixture:
+            check.fail("pretrain.mixture", "missing: the languages to pretrain on")
+        for lang, w in pretrain.mixture.items():
+            if not _is(w, float) or w <= 0:
+                check.fail(f"pretrain.mixture.{lang}", f"expected a positive weight, got {w!r}")
+        total = sum(pretrain.mixture.values())
+        pretrain.mixture = {lang: w / total for lang, w in pretrain.mixture.items()}
+        try:
+            _bytes(pretrain.data_budget)
+        except ValueError as err:
+            check.fail("pretrain.data_budget", str(err).split(": ", 1)[-1])
+        if pretrain.trials < 1:
+            check.fail("pretrain.trials", f"expected at least 1 trial, got {pretrain.trials}")
+    evaluate = _dataclass(EvaluateSpec, raw.get("evaluate"), "evaluate", check)
+    for i, suite in enumerate(evaluate.suite):
+        if suite not in ("chars", "diagnostics"):
+            check.fail(f"evaluate.suite[{i}]", f"expected chars or diagnostics, got {suite!r} "
+                                                "(test BPB per language is part of every run)")
+    if evaluate.per_task < 1:
+        check.fail("evaluate.per_task", f"expected at least 1 item per task, got {evaluate.per_task}")
     launcher = raw.get("launcher")
     if launcher is not None and (not isinstance(launcher, str) or "{trial_dir}" not in launcher):
         check.fail("launcher", f"expected a command containing {{trial_dir}}, got {launcher!r}")
@@ -315,7 +398,7 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
         if key in raw and raw[key] is not None and not isinstance(raw[key], str):
             check.fail(key, f"expected a string, got {raw[key]!r}")
     spec = StudySpec(name, path, raw.get("description", ""), base, models, sizing, axes, tune, objective, sampler,
-                     pruner, faults, launcher, raw.get("output_dir") or "runs/studies", raw.get("tracking_uri"), raw)
+                     pruner, faults, pretrain, evaluate, launcher, raw.get("output_dir") or "runs/studies", raw.get("tracking_uri"), raw)
     _check_base(spec, check)
     return spec
 

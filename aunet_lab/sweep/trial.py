@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     resume = (Path(config.output_dir) / config.tracking.run_name / "last.ckpt").is_file()
     base = {"trial": job["number"], "run_name": config.tracking.run_name}
     try:
-        result = train(config, resume=resume, parent_run_id=job["parent_run_id"], extra_tags=job["tags"],
+        result = train(config, resume=resume, init_from=job.get("init_from"), parent_run_id=job["parent_run_id"],
+                       extra_tags=job["tags"],
                        callbacks=[pruning],
                        on_run_created=(lambda run_id: trial.set_user_attr("mlflow_run_id", run_id)) if trial else None)
     except optuna.TrialPruned as err:
@@ -70,8 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     if not is_launcher_process():
         return 0
     value = objective_value(result.val, objective["metric"], objective.get("languages"))
+    checkpoint = Path(result.run_dir) / "final.ckpt"
+    if job.get("evaluate"):
+        from aunet_lab.eval.run import evaluate, log_to_run
+
+        spec = job["evaluate"]
+        results, out = evaluate(str(checkpoint), spec["suite"], spec.get("languages") or config.data.eval_languages,
+                                spec["per_task"], None)
+        log_to_run(str(checkpoint), config.tracking.tracking_uri, results, out)
     write_result(trial_dir, {**base, "status": "complete", "objective": value, "val": result.val,
-                             "test": result.test, "run_id": result.run_id, "steps": result.steps})
+                             "test": result.test, "run_id": result.run_id, "steps": result.steps,
+                             "checkpoint": str(checkpoint.resolve())})
     return 0
 
 

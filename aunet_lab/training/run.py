@@ -174,6 +174,10 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
 
     pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
     dm = AUNetDataModule(config.data)
+    if init_from and config.model.arch == "bpe":
+        # Token ids only mean what the pretraining tokenizer made them mean: a warm start keeps it
+        # (trained without the new data's languages, as when adapting a model in practice).
+        dm.tokenizer = tokenizer_beside(init_from)
     dm.setup()
     accumulate = config.optim.accumulate
     steps_per_pass = math.ceil(len(dm.train_set) / config.data.batch_size / accumulate)
@@ -274,10 +278,13 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
         if not getattr(module, "last_val", None) and dm.eval_sets.get(config.data.eval_split):
-            # Resumed from a checkpoint at the last step (killed while finishing): nothing was left
-            # to train, so the final validation is run here, for the result only (MLflow already
-            # holds the run's validations; an uninterrupted run logs no extra one).
-            tracker, module.tracker = module.tracker, None
+            # No validation ran: a run shorter than val_every (logged like any validation), or one
+            # resumed from a checkpoint at its last step, killed while finishing (for the result
+            # only: MLflow already holds the run's validations, and an uninterrupted run logs no
+            # extra one).
+            tracker = module.tracker
+            if ckpt_path is not None:
+                module.tracker = None
             try:
                 trainer.validate(module, datamodule=dm, verbose=False)
             finally:
@@ -368,6 +375,19 @@ def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, st
     return out
 
 
+def tokenizer_beside(checkpoint: str | Path):
+    """The BPE tokenizer a BPE checkpoint was trained with (``tokenizer.json`` in its run folder)."""
+    from tokenizers import Tokenizer
+
+    from aunet_lab.data.bpe import BPETokenizer, token_byte_lengths
+
+    tok_path = Path(checkpoint).parent / "tokenizer.json"
+    if not tok_path.is_file():
+        raise CheckpointError(f"checkpoint {checkpoint}: the BPE tokenizer {tok_path} is missing beside it")
+    raw = Tokenizer.from_file(str(tok_path))
+    return BPETokenizer(raw, token_byte_lengths(raw), tok_path)
+
+
 def load_trained(path: str | Path):
     """(config, model in eval mode, BPE tokenizer or None) from a checkpoint ``aunet-lab train`` wrote."""
     from aunet_lab.config import config_from_dict
@@ -379,17 +399,7 @@ def load_trained(path: str | Path):
         raise CheckpointError(f"checkpoint {path} was not written by aunet-lab train")
     config = config_from_dict(extra["config"], f"checkpoint {path}: config")
     state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    tok = None
-    if config.model.arch == "bpe":
-        from tokenizers import Tokenizer
-
-        from aunet_lab.data.bpe import BPETokenizer, token_byte_lengths
-
-        tok_path = Path(path).parent / "tokenizer.json"
-        if not tok_path.is_file():
-            raise CheckpointError(f"checkpoint {path}: the BPE tokenizer {tok_path} is missing beside it")
-        raw = Tokenizer.from_file(str(tok_path))
-        tok = BPETokenizer(raw, token_byte_lengths(raw), tok_path)
+    tok = tokenizer_beside(path) if config.model.arch == "bpe" else None
     model = build_model(config, tok.vocab_size if tok is not None else None)
     model.load_state_dict(state)
     return config, model.eval(), tok

@@ -1,0 +1,267 @@
+"""The multilingual study pages: the transfer matrix (with AU-Net minus BPE), BPB against target
+budget after a warm start, character-task accuracy by language, and AU-Net's diagnostics. Each
+figure has a table function beside it (what the figure shows, as a pandas frame) that tests check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from aunet_lab.reports.build import ARCH_LABEL, COLOURS, PAGE, _archs, _figure, _heatmap
+
+
+def _targets(best):
+    """Cells trained on the study's axes (not the pretraining cells of a warm start)."""
+    return best[best["role"] != "pretrain"] if "role" in best else best
+
+
+def transfer_matrix(best, languages: list[str], arch: str) -> pd.DataFrame:
+    """Test BPB of ``arch``: one row per training mixture (single languages first, then families),
+    one column per evaluation language; each cell's largest budget, mean over cells with that
+    mixture (splits, vocabularies)."""
+    rows = _targets(best)
+    rows = rows[rows["arch"] == arch]
+    mixtures = sorted(set(rows["mixture"]), key=lambda m: (m not in languages, m))
+    out = pd.DataFrame(np.nan, index=mixtures, columns=languages)
+    for mixture in mixtures:
+        mine = rows[rows["mixture"] == mixture]
+        mine = mine[mine["bytes"] == mine["bytes"].max()] if mine["bytes"].notna().any() else mine
+        for lang in languages:
+            col = f"test/bpb/{lang}"
+            if col in mine and mine[col].notna().any():
+                out.loc[mixture, lang] = mine[col].mean()
+    return out
+
+
+def fig_transfer(best, languages: list[str]):
+    """Heatmaps of test BPB, training mixture x evaluation language, per architecture, then AU-Net
+    minus BPE for each AU-Net arm (blue: AU-Net better). Needs two training mixtures at least."""
+    targets = _targets(best)
+    if targets["mixture"].nunique() < 2:
+        return None
+    import matplotlib.pyplot as plt
+
+    archs = _archs(targets)
+    matrices = {a: transfer_matrix(best, languages, a) for a in archs}
+    diffs = {a: matrices[a] - matrices["bpe"].reindex_like(matrices[a]) for a in archs
+             if a != "bpe" and "bpe" in matrices}
+    panels = [(ARCH_LABEL[a], matrices[a], "viridis_r") for a in archs]
+    panels += [(f"{ARCH_LABEL[a]} minus BPE", d, "RdBu_r") for a, d in diffs.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(PAGE[0], 4.2 * len(panels)), PAGE[1]), squeeze=False)
+    fig.suptitle("Transfer: test bits per byte, training mixture (rows) x evaluation language (columns)",
+                 fontsize=15)
+    finite = np.concatenate([m.to_numpy().ravel() for m in matrices.values()])
+    finite = finite[np.isfinite(finite)]
+    vmin, vmax = (finite.min(), finite.max()) if finite.size else (0, 1)
+    for ax, (title, matrix, cmap) in zip(axes[0], panels):
+        values = matrix.to_numpy(float)
+        if cmap == "RdBu_r":
+            _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:+.1f}", cmap)
+        else:
+            im = _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.1f}", cmap)
+            im.set_clim(vmin, vmax)
+        ax.set_title(title)
+        ax.tick_params(axis="x", labelrotation=45)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig
+
+
+def lowresource_curves(best) -> pd.DataFrame:
+    """Per warm-started cell: architecture, target language, target bytes and the test BPB on the
+    target language; plus each pretraining cell's test BPB on the same languages at 0 target bytes."""
+    if "role" not in best or not (best["role"] == "pretrain").any():
+        return pd.DataFrame(columns=["arch", "target", "bytes", "test_bpb"])
+    rows = []
+    targets = best[best["role"] != "pretrain"]
+    pretrained = best[best["role"] == "pretrain"]
+    for r in targets.to_dict("records"):
+        for lang in [x for x in r["languages"].split(",") if x]:
+            rows.append({"arch": r["arch"], "target": lang, "bytes": r["bytes"], "test_bpb": r.get(f"test/bpb/{lang}"),
+                         "from": r["pretrain_cell"]})
+    frame = pd.DataFrame(rows)
+    zero = []
+    for (arch, target), group in frame.groupby(["arch", "target"]):
+        col = f"test/bpb/{target}"
+        source = pretrained[pretrained["cell"].isin(set(group["from"]))]
+        if col in source and source[col].notna().any():
+            zero.append({"arch": arch, "target": target, "bytes": 0.0, "test_bpb": source[col].mean()})
+    frame = pd.concat([frame.drop(columns="from"), pd.DataFrame(zero)], ignore_index=True)
+    frame = frame.groupby(["arch", "target", "bytes"], as_index=False)["test_bpb"].mean()
+    return frame.sort_values(["target", "arch", "bytes"]).reset_index(drop=True)
+
+
+def fig_lowresource(best):
+    curves = lowresource_curves(best)
+    if curves.empty:
+        return None
+    fig, ax = _figure("Warm start: target-language test BPB against target bytes\n"
+                      "(dotted: the pretrained model before any target bytes)")
+    styles = ["-", "--", "-.", ":"]
+    for k, target in enumerate(sorted(set(curves["target"]))):
+        for arch in _archs(curves):
+            rows = curves[(curves["arch"] == arch) & (curves["target"] == target)]
+            tuned = rows[rows["bytes"] > 0]
+            ax.plot(tuned["bytes"], tuned["test_bpb"], marker="o", ls=styles[k % len(styles)], color=COLOURS[arch],
+                    label=f"{ARCH_LABEL[arch]}, {target}")
+            zero = rows[rows["bytes"] == 0]
+            if len(zero):
+                ax.axhline(float(zero["test_bpb"].iloc[0]), color=COLOURS[arch], ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("target-language training bytes")
+    ax.set_ylabel("target-language test bits per byte")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=9)
+    return fig
+
+
+def _in_language(records: list[dict], lang: str, arch: str) -> list[dict]:
+    """The runs of ``arch`` that speak for a language: those trained on it (the largest budget among
+    them), else every run of ``arch`` (the language seen only at evaluation)."""
+    mine = [r for r in records if r["arch"] == arch]
+    trained = [r for r in mine if lang in str(r.get("languages", "")).split(",")]
+    if not trained:
+        return mine
+    top = max(r["bytes"] or 0 for r in trained)
+    return [r for r in trained if (r["bytes"] or 0) == top]
+
+
+def _eval_values(best, prefix: str):
+    """(record, language, rest of the key, value) of every ``<prefix><lang>/...`` metric, taken from
+    the runs that speak for each language and architecture (see ``_in_language``)."""
+    records = best.to_dict("records")
+    langs = {(r["arch"], k[len(prefix):].split("/", 1)[0]) for r in records for k, v in r.items()
+             if k.startswith(prefix) and v == v and v is not None}
+    for arch, lang in sorted(langs):
+        for r in _in_language(records, lang, arch):
+            for key, value in r.items():
+                if key.startswith(f"{prefix}{lang}/") and value == value and value is not None:
+                    yield r, lang, key[len(prefix) + len(lang) + 1:], value
+
+
+def chars_table(best) -> pd.DataFrame:
+    """Character-task accuracy (and chance) per architecture, evaluation language and task: the mean
+    over the cells trained on that language at their largest budget (all cells if none was)."""
+    rows = []
+    for r, lang, task, value in _eval_values(best, "eval/chars/"):
+        chance = r.get(f"eval/chars_chance/{lang}/{task}")
+        rows.append({"arch": r["arch"], "language": lang, "task": task, "accuracy": value, "chance": chance})
+    if not rows:
+        return pd.DataFrame(columns=["arch", "language", "task", "accuracy", "chance", "cells"])
+    frame = pd.DataFrame(rows)
+    return frame.groupby(["arch", "language", "task"], as_index=False).agg(
+        accuracy=("accuracy", "mean"), chance=("chance", "mean"), cells=("accuracy", "size"))
+
+
+def fig_chars(best):
+    table = chars_table(best)
+    if table.empty:
+        return None
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=PAGE)
+    fig.suptitle("Character tasks: log-likelihood ranking accuracy (dashed: chance)", fontsize=15)
+    archs = _archs(table)
+    width = 0.8 / len(archs)
+    for ax, by in ((a1, "language"), (a2, "task")):
+        keys = sorted(set(table[by]))
+        for k, arch in enumerate(archs):
+            rows = table[table["arch"] == arch].groupby(by)["accuracy"].mean()
+            ax.bar(np.arange(len(keys)) + k * width, [rows.get(x, np.nan) for x in keys], width, color=COLOURS[arch],
+                   label=ARCH_LABEL[arch])
+        chance = table.groupby(by)["chance"].mean()
+        for i, x in enumerate(keys):
+            if chance.get(x) == chance.get(x):
+                ax.hlines(chance[x], i - width / 2, i + 0.8 - width / 2, colors="black", linestyles="--", lw=1)
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=45 if by == "task" else 0,
+                      ha="right" if by == "task" else "center")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"by {'evaluation language' if by == 'language' else 'task'} (mean over the other)")
+    a1.set_ylabel("accuracy")
+    a1.legend()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig
+
+
+def diagnostics_table(best, by: str) -> pd.DataFrame:
+    """AU-Net bits per byte by ``by`` (offset, level or script) per evaluation language, from the
+    cells trained on that language at their largest budget (all AU-Net cells if none was)."""
+    rows = []
+    for r, lang, rest, value in _eval_values(best[best["arch"] != "bpe"], "eval/diagnostics/"):
+        kind, what = rest.split("/", 1)
+        if kind == by:
+            rows.append({"language": lang, by: int(what) if by != "script" else what, "bits_per_byte": value})
+    if not rows:
+        return pd.DataFrame(columns=["language", by, "bits_per_byte"])
+    return pd.DataFrame(rows).groupby(["language", by], as_index=False)["bits_per_byte"].mean()
+
+
+def fig_diagnostics(best):
+    tables = {by: diagnostics_table(best, by) for by in ("offset", "level", "script")}
+    if all(t.empty for t in tables.values()):
+        return None
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=PAGE)
+    fig.suptitle("AU-Net diagnostics: test bits per byte by offset within the word, by boundary level "
+                 "and by script", fontsize=13)
+    offset = tables["offset"]
+    for lang in sorted(set(offset["language"])):
+        rows = offset[offset["language"] == lang].sort_values("offset")
+        axes[0].plot(rows["offset"], rows["bits_per_byte"], marker="o", label=lang)
+    axes[0].set_xlabel("byte offset within the word (last: that or later)")
+    axes[0].set_ylabel("bits per byte")
+    axes[0].legend(fontsize=8)
+    for ax, by, xlabel in ((axes[1], "level", "boundary level the byte starts (0: inside a word)"),
+                           (axes[2], "script", "script of the byte's character")):
+        table = tables[by]
+        if table.empty:
+            continue
+        pivot = table.pivot(index=by, columns="language", values="bits_per_byte")
+        pivot.plot.bar(ax=ax, legend=by == "level", rot=45 if by == "script" else 0, fontsize=8)
+        ax.set_xlabel(xlabel)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+
+def findings(best, languages: list[str]) -> list[str]:
+    """The multilingual pages in sentences: transfer on and off the training languages, the warm
+    start's gain per target, character-task accuracy against chance, and where AU-Net's bits go."""
+    out = []
+    targets = _targets(best)
+    if targets["mixture"].nunique() >= 2 and "bpe" in set(targets["arch"]):
+        bpe = transfer_matrix(best, languages, "bpe")
+        for arch in [a for a in _archs(targets) if a != "bpe"]:
+            diff = transfer_matrix(best, languages, arch) - bpe
+            on = [diff.loc[m, m] for m in diff.index if m in diff.columns and np.isfinite(diff.loc[m, m])]
+            off = [diff.loc[m, c] for m in diff.index for c in diff.columns if c != m and np.isfinite(diff.loc[m, c])]
+            if on or off:
+                out.append(f"Transfer: {ARCH_LABEL[arch]} minus BPE test BPB, mean "
+                           + (f"{np.mean(on):+.3f} on the training language ({len(on)} cells)" if on else "")
+                           + ("; " if on and off else "")
+                           + (f"{np.mean(off):+.3f} on the other languages ({len(off)} cells)" if off else "") + ".")
+    curves = lowresource_curves(best)
+    for target in sorted(set(curves["target"])):
+        parts = []
+        for arch in _archs(curves):
+            rows = curves[(curves["arch"] == arch) & (curves["target"] == target)].sort_values("bytes")
+            zero, tuned = rows[rows["bytes"] == 0], rows[rows["bytes"] > 0]
+            if len(tuned):
+                start = f"{zero['test_bpb'].iloc[0]:.3f} pretrained only, " if len(zero) else ""
+                parts.append(f"{ARCH_LABEL[arch]} {start}{tuned['test_bpb'].iloc[-1]:.3f} after "
+                             f"{tuned['bytes'].iloc[-1]:,.0f} bytes")
+        if parts:
+            out.append(f"Warm start on {target} (test BPB on {target}): " + "; ".join(parts) + ".")
+    chars = chars_table(best)
+    if not chars.empty:
+        parts = [f"{ARCH_LABEL[a]} {chars[chars['arch'] == a]['accuracy'].mean():.3f}" for a in _archs(chars)]
+        out.append(f"Character tasks (log-likelihood ranking, mean over {chars['task'].nunique()} tasks and "
+                   f"{chars['language'].nunique()} languages): " + ", ".join(parts)
+                   + f"; chance {chars['chance'].mean():.3f}. Per-item intervals are in each run's eval/chars.csv.")
+    offsets = diagnostics_table(best, "offset")
+    if not offsets.empty:
+        first = offsets[offsets["offset"] == 0]["bits_per_byte"].mean()
+        later = offsets[offsets["offset"] > 0]["bits_per_byte"].mean()
+        out.append(f"AU-Net diagnostics: {first:.2f} bits on a word's first byte against {later:.2f} on the bytes "
+                   f"after it (mean over languages and offsets).")
+    return out
