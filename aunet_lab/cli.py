@@ -501,10 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="test BPB per language and character tasks for a checkpoint")
     p.add_argument("checkpoint")
-    p.add_argument("--suite", default="bpb,chars", help="comma-separated: bpb, chars (default both)")
+    p.add_argument("--suite", default="bpb,chars", help="comma-separated: bpb, chars, diagnostics (AU-Net only) (default: bpb,chars)")
     p.add_argument("--languages", help="comma-separated (default: the checkpoint's training mixture)")
     p.add_argument("--per-task", type=int, default=50, help="character-task items per task and language")
-    p.add_argument("--out", type=Path, help="where bpb.json and chars.csv go (default: eval/ beside the checkpoint)")
+    p.add_argument("--out", type=Path, help="where bpb.json, chars.csv and diagnostics_by_*.csv go (default: eval/ beside the checkpoint)")
     p.add_argument("--tracking-uri", help="MLflow store holding the checkpoint's run, to log the results to "
                                           "(default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.set_defaults(func=cmd_eval)

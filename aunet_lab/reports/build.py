@@ -247,7 +247,7 @@ def fig_splits(best):
             rows = aunet[(aunet["split"] == key) & (aunet["arch"].map(lambda a: ARCH_LABEL.get(a, a)) == arch)]
         values = [rows[rows["mixture"] == m]["test_bpb_mean"].mean() for m in mixtures]
         ax.bar(np.arange(len(mixtures)) + k * width, values, width, label=label, color=colours[k % len(colours)])
-    ax.set_xticks(np.arange(len(mixtures)) + 0.4 - width / 2, mixtures)
+    ax.set_xticks(np.arange(len(mixtures)) + 0.4 - width / 2, [_with_script(m) for m in mixtures])
     ax.set_ylabel("test bits per byte")
     ax.legend(fontsize=9)
     return fig
@@ -262,7 +262,7 @@ def fig_units(best):
                       "(dropped boundaries in brackets)")
     keys = sorted({(m, sp) for m, sp in zip(rows["mixture"], rows["split"])})
     multi = len({sp for _, sp in keys}) > 1
-    labels = [f"{m}\n{sp}" if multi else m for m, sp in keys]
+    labels = [f"{_with_script(m)}\n{sp}" if multi else _with_script(m) for m, sp in keys]
     width = 0.8 / len(cols)
     for k, col in enumerate(cols):
         values = [rows[(rows["mixture"] == m) & (rows["split"] == sp)][col].mean() for m, sp in keys]
@@ -278,6 +278,13 @@ def fig_units(best):
     ax.set_ylabel("units per byte")
     ax.legend()
     return fig
+
+
+def _with_script(mixture: str) -> str:
+    """A single-language mixture's label with its script (``hi (Deva)``); others as they are."""
+    from aunet_lab.data.languages import LANGUAGES
+
+    return f"{mixture} ({LANGUAGES[mixture].script})" if mixture in LANGUAGES else mixture
 
 
 def fig_throughput(frame):
