@@ -397,7 +397,7 @@ def cmd_eval(args) -> int:
             raise UserError(f"--suite: unknown suite {s!r} (known: {', '.join(SUITES)})")
     languages = [lang.strip() for lang in args.languages.split(",")] if args.languages else None
     try:
-        results, out = evaluate(args.checkpoint, suites, languages, args.per_task, args.out)
+        results, out = evaluate(args.checkpoint, suites, languages, args.per_task, args.out, args.manifest)
     except (CheckpointError, CorpusError, DataConfigError, ManifestError) as err:
         raise UserError(str(err)) from None
     from aunet_lab.eval.run import log_to_run
@@ -504,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="bpb,chars", help="comma-separated: bpb, chars, diagnostics (AU-Net only) (default: bpb,chars)")
     p.add_argument("--languages", help="comma-separated (default: the checkpoint's training mixture)")
     p.add_argument("--per-task", type=int, default=50, help="character-task items per task and language")
+    p.add_argument("--manifest", type=Path, help="score on another prepared corpus's test split (e.g. "
+                   "data_manifests/udhr.yaml: the same text in every language); logged as eval/<corpus>/...")
     p.add_argument("--out", type=Path, help="where bpb.json, chars.csv and diagnostics_by_*.csv go (default: eval/ beside the checkpoint)")
     p.add_argument("--tracking-uri", help="MLflow store holding the checkpoint's run, to log the results to "
                                           "(default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")

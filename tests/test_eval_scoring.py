@@ -91,6 +91,39 @@ def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
                           "--suite", "bpb,vibes"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "unknown suite 'vibes'" in bad.stderr
 
+    # Another corpus (--manifest): the same documents under another name score exactly the same and
+    # are logged under eval/<corpus>/; different documents score differently.
+    import yaml
+
+    from aunet_lab.data.corpus import prepare
+    from aunet_lab.data.manifest import load_manifest
+
+    def other_corpus(name, manifest):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**yaml.safe_load(manifest.read_text()), "name": name}))
+        prepare(load_manifest(path), tmp_path / "cache")
+        return path
+
+    different, _ = make_corpus(tmp_path / "other", ["en", "fr"], 40, (4, 10), (2, 5),
+                               {"val": 0.15, "test": 0.15, "seed": 0}, "other-src", seed=7)
+    scores = {}
+    for name, manifest in (("copy", tmp_path / "corpus.yaml"), ("different", different)):
+        got = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(result.run_dir / "final.ckpt"),
+                              "--suite", "bpb", "--manifest", str(other_corpus(name, manifest)),
+                              "--tracking-uri", uri], capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONHASHSEED": "0"})
+        assert got.returncode == 0, got.stderr[-3000:]
+        scores[name] = json.loads((result.run_dir / f"eval-{name}" / "bpb.json").read_text())
+    for key in ("test/bpb/en", "test/bpb/fr"):
+        assert scores["copy"][key] == pytest.approx(result.test[key], rel=1e-6), key
+        assert scores["different"][key] != pytest.approx(result.test[key], rel=1e-3), key
+    logged = MlflowClient(uri).get_run(result.run_id).data.metrics
+    assert logged["eval/different/test/bpb/en"] == pytest.approx(scores["different"]["test/bpb/en"])
+    unknown = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(result.run_dir / "final.ckpt"),
+                              "--manifest", str(tmp_path / "copy.yaml"), "--languages", "en,ru"],
+                             capture_output=True, text=True, timeout=300)
+    assert unknown.returncode == 2 and "'ru' is not a language of" in unknown.stderr
+
 
 def test_diagnostics_account_for_every_byte():
     from aunet_lab.data.splitting import byte_levels

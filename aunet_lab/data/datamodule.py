@@ -339,6 +339,10 @@ class AUNetDataModule(_lightning_base()):
         else:
             stream = pack_bytes(texts, cfg.split)
         self.train_set = WindowDataset(stream, self.window)
+        self._build_eval_sets()
+
+    def _build_eval_sets(self) -> None:
+        cfg = self.config
         for split in ("val", "test"):
             self.eval_sets[split] = {}
             for lang in self.eval_languages:
@@ -347,6 +351,18 @@ class AUNetDataModule(_lightning_base()):
                     continue
                 packed = pack_tokens(held, self.tokenizer) if cfg.arch == "bpe" else pack_bytes(held, cfg.split)
                 self.eval_sets[split][lang] = WindowDataset(packed, self.window, lang)
+
+    def use_eval_corpus(self, manifest, languages: list[str]) -> None:
+        """Score on another prepared corpus's held-out documents (after ``setup``): the model's own
+        context (for BPE, the tokens that cover ``window_bytes`` of its training text) is kept."""
+        window = self.window
+        for tag in languages:
+            if tag not in manifest.languages:
+                raise DataConfigError(f"--languages: {tag!r} is not a language of {manifest.path} "
+                                      f"(has: {', '.join(manifest.languages)})")
+        self.manifest, self.eval_languages = manifest, list(languages)
+        self.config.window_tokens = window if self.config.arch == "bpe" else self.config.window_tokens
+        self._build_eval_sets()
 
     @property
     def window(self) -> int:

@@ -9,20 +9,23 @@ from pathlib import Path
 SUITES = ("bpb", "chars", "diagnostics")
 
 
-def eval_bpb(config, model, tokenizer, languages: list[str]) -> dict[str, float]:
-    """Test BPB per language (and micro/macro over them) on each language's test split."""
+def eval_bpb(config, model, tokenizer, languages: list[str], manifest=None) -> dict[str, float]:
+    """Test BPB per language (and micro/macro over them) on each language's test split: of the
+    checkpoint's own corpus, or of ``manifest`` (another prepared corpus)."""
     import lightning.pytorch as pl
 
     from aunet_lab.data.datamodule import AUNetDataModule
     from aunet_lab.training.module import LMModule
 
     config = copy.deepcopy(config)
-    config.data.eval_languages = languages
+    config.data.eval_languages = languages if manifest is None else None
     # The training selection is rebuilt as it was (same budget, mixture and seed), so the BPE
     # context in tokens is the one the model trained with; the checkpoint's tokenizer is used.
     dm = AUNetDataModule(config.data)
     dm.tokenizer = tokenizer
     dm.setup()
+    if manifest is not None:
+        dm.use_eval_corpus(manifest, languages)
     if not dm.eval_sets.get("test"):
         return {}
     module = LMModule(config, 1, tokenizer.vocab_size if tokenizer is not None else None, None,
@@ -34,13 +37,13 @@ def eval_bpb(config, model, tokenizer, languages: list[str]) -> dict[str, float]
     return dict(module.last_test)
 
 
-def eval_chars(config, model, tokenizer, languages: list[str], per_task: int, seed: int = 0):
+def eval_chars(config, model, tokenizer, languages: list[str], per_task: int, seed: int = 0, manifest=None):
     from aunet_lab.data.corpus import default_cache, documents
     from aunet_lab.data.manifest import load_manifest
     from aunet_lab.eval.chars import generate, held_out_words
     from aunet_lab.eval.scoring import Scorer, score_items, summarise
 
-    manifest = load_manifest(config.data.manifest)
+    manifest = manifest or load_manifest(config.data.manifest)
     cache = Path(config.data.cache or default_cache())
     scorer = Scorer(model, tokenizer)
     rows = []
@@ -52,7 +55,8 @@ def eval_chars(config, model, tokenizer, languages: list[str], per_task: int, se
 
 def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> str | None:
     """Log the evaluation to the checkpoint's own MLflow run (``eval/...`` metrics, the tables as
-    artifacts), if that run is in ``tracking_uri``; returns its id, or None."""
+    artifacts), if that run is in ``tracking_uri``; returns its id, or None. An evaluation on
+    another corpus than the run's logs under ``eval/<corpus>/...``."""
     from aunet_lab.training.tracking import client_for
 
     marker = Path(checkpoint).parent / "mlflow_run_id"
@@ -65,47 +69,63 @@ def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> 
     except Exception:  # not in this store
         return None
     step = int(run.data.params.get("trainer.max_steps_resolved", 0) or 0)
+    prefix = f"eval/{results['corpus']}/" if results.get("corpus") else "eval/"
     for key, value in results.get("bpb", {}).items():
-        client.log_metric(run_id, f"eval/{key}", float(value), step=step)
+        client.log_metric(run_id, f"{prefix}{key}", float(value), step=step)
     if "chars" in results:
         for r in results["chars"].itertuples():
-            client.log_metric(run_id, f"eval/chars/{r.language}/{r.task}", float(r.accuracy), step=step)
-            client.log_metric(run_id, f"eval/chars_chance/{r.language}/{r.task}", float(r.chance), step=step)
+            client.log_metric(run_id, f"{prefix}chars/{r.language}/{r.task}", float(r.accuracy), step=step)
+            client.log_metric(run_id, f"{prefix}chars_chance/{r.language}/{r.task}", float(r.chance), step=step)
     for by, table in results.get("diagnostics", {}).items():
         for r in table.itertuples():
             value = str(getattr(r, by)).replace("/", "-")
-            client.log_metric(run_id, f"eval/diagnostics/{r.language}/{by}/{value}", float(r.bits_per_byte), step=step)
+            client.log_metric(run_id, f"{prefix}diagnostics/{r.language}/{by}/{value}", float(r.bits_per_byte),
+                              step=step)
     for path in sorted(out.glob("*")):
         if path.is_file():
-            client.log_artifact(run_id, str(path), "eval")
+            client.log_artifact(run_id, str(path), prefix.rstrip("/"))
     return run_id
 
 
-def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, per_task: int, out: Path | None):
+def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, per_task: int, out: Path | None,
+             manifest: str | Path | None = None):
+    """Run ``suites`` on the checkpoint, on the test split of its own corpus or of ``manifest`` (another
+    prepared corpus, e.g. the UDHR: the same content in every language)."""
     import json
 
+    from aunet_lab.data.corpus import default_cache, documents, prepared_stats
+    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.manifest import load_manifest
     from aunet_lab.training.run import load_trained
 
     config, model, tokenizer = load_trained(checkpoint)
     languages = languages or sorted(config.data.mixture)
-    results = {}
-    out = Path(out or Path(checkpoint).parent / "eval")
+    own = load_manifest(config.data.manifest)
+    corpus = load_manifest(manifest) if manifest is not None else own
+    other = corpus.name != own.name
+    cache = Path(config.data.cache or default_cache())
+    prepared = prepared_stats(corpus, cache)
+    for lang in languages:
+        if lang not in corpus.languages:
+            raise DataConfigError(f"--languages: {lang!r} is not a language of {corpus.path} "
+                                  f"(has: {', '.join(corpus.languages)})")
+        if lang not in prepared:
+            raise DataConfigError(f"--languages: {lang!r} is not prepared under {cache} "
+                                  f"(run: aunet-lab data prepare {corpus.path} --languages {lang})")
+    results = {"corpus": corpus.name} if other else {}
+    out = Path(out or Path(checkpoint).parent / (f"eval-{corpus.name}" if other else "eval"))
     out.mkdir(parents=True, exist_ok=True)
     if "bpb" in suites:
-        results["bpb"] = eval_bpb(config, model, tokenizer, languages)
+        results["bpb"] = eval_bpb(config, model, tokenizer, languages, corpus if other else None)
         (out / "bpb.json").write_text(json.dumps(results["bpb"], indent=1))
     if "chars" in suites:
-        frame = eval_chars(config, model, tokenizer, languages, per_task)
+        frame = eval_chars(config, model, tokenizer, languages, per_task, manifest=corpus)
         frame.to_csv(out / "chars.csv", index=False)
         results["chars"] = frame
     if "diagnostics" in suites and tokenizer is None:  # AU-Net only: units and boundaries are its own
-        from aunet_lab.data.corpus import default_cache, documents
-        from aunet_lab.data.manifest import load_manifest
         from aunet_lab.eval.diagnostics import diagnose
 
-        manifest = load_manifest(config.data.manifest)
-        cache = Path(config.data.cache or default_cache())
-        texts = {lang: [d["text"] for d in documents(manifest, lang, "test", cache)][:50] for lang in languages}
+        texts = {lang: [d["text"] for d in documents(corpus, lang, "test", cache)][:50] for lang in languages}
         tables = diagnose(model, texts, config.data.window_bytes)
         for name, table in tables.items():
             table.to_csv(out / f"diagnostics_by_{name}.csv", index=False)

@@ -40,6 +40,13 @@ def fits_by_arch(best, seed: int = 0) -> tuple[dict[str, FrontierFit], dict[str,
     fits, reasons = {}, {}
     for arch in _archs(best):
         rows = best[(best["arch"] == arch) & best["compute"].notna() & best["test_bpb"].notna()]
+        if "pretrain_cell" in rows:
+            warm = rows["pretrain_cell"].fillna("") != ""
+            if warm.any():  # their FLOPs leave out the pretraining they started from
+                rows = rows[~warm]
+                if rows["compute"].nunique() < 2:
+                    reasons[arch] = "its cells are warm-started: their compute leaves out the pretraining"
+                    continue
         # One point per compute budget: the mean over the cell's seeds.
         points = rows.groupby("compute")["test_bpb_mean"].mean()
         try:
@@ -165,12 +172,17 @@ def fig_data_budget(best):
             ax.plot(rows["bytes"], rows["test_bpb_mean"], marker="o", color=COLOURS[arch],
                     ls="-" if mixture == sorted(set(best["mixture"]))[0] else "--",
                     label=f"{ARCH_LABEL[arch]}, {mixture}")
+    return _bytes_axes(ax, "training bytes", "test bits per byte")
+
+
+def _bytes_axes(ax, xlabel: str, ylabel: str):
+    """A log-scale bytes axis with its grid and legend; returns the figure."""
     ax.set_xscale("log")
-    ax.set_xlabel("training bytes")
-    ax.set_ylabel("test bits per byte")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
-    return fig
+    return ax.figure
 
 
 def _heatmap(ax, matrix, rows, cols, fmt="{:.2f}", cmap="viridis_r"):

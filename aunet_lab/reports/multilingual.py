@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aunet_lab.reports.build import ARCH_LABEL, COLOURS, PAGE, _archs, _figure, _heatmap
+from aunet_lab.reports.build import ARCH_LABEL, COLOURS, PAGE, _archs, _bytes_axes, _figure, _heatmap
 
 
 def _targets(best):
@@ -105,13 +105,9 @@ def fig_lowresource(best):
                     label=f"{ARCH_LABEL[arch]}, {target}")
             zero = rows[rows["bytes"] == 0]
             if len(zero):
-                ax.axhline(float(zero["test_bpb"].iloc[0]), color=COLOURS[arch], ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("target-language training bytes")
-    ax.set_ylabel("target-language test bits per byte")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=9)
-    return fig
+                ax.axhline(float(zero["test_bpb"].iloc[0]), color=COLOURS[arch], ls=":", lw=1,
+                           label=f"{ARCH_LABEL[arch]}, {target}: pretrained only")
+    return _bytes_axes(ax, "target-language training bytes", "target-language test bits per byte")
 
 
 def _in_language(records: list[dict], lang: str, arch: str) -> list[dict]:
