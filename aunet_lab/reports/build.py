@@ -47,12 +47,21 @@ def fits_by_arch(best, seed: int = 0) -> tuple[dict[str, FrontierFit], dict[str,
                 if rows["compute"].nunique() < 2:
                     reasons[arch] = "its cells are warm-started: their compute leaves out the pretraining"
                     continue
+        # A frontier is a law of one training mixture (BPE's FLOPs per byte differ by language, so
+        # mixtures at one data budget would look like a compute ladder): the mixture with the most
+        # budgets is fitted.
+        mixture = None
+        if rows["mixture"].nunique() > 1:
+            counts = rows.groupby("mixture")["compute"].nunique()
+            mixture = sorted(counts.index, key=lambda m: (-counts[m], m))[0]
+            rows = rows[rows["mixture"] == mixture]
         # One point per compute budget: the mean over the cell's seeds.
         points = rows.groupby("compute")["test_bpb_mean"].mean()
         try:
             fits[arch] = fit_frontier(points.index.values, points.values, bootstrap=200, seed=seed, holdout=True)
+            fits[arch].mixture = mixture
         except FitError as err:
-            reasons[arch] = str(err)
+            reasons[arch] = str(err) + (f" on {mixture}, the mixture with the most budgets" if mixture else "")
     return fits, reasons
 
 
@@ -69,7 +78,7 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
             f = fits[arch]
             lo, hi = f.ci.get("alpha", (math.nan, math.nan))
             sentence = (f"{ARCH_LABEL[arch]}: L(C) = {f.law.E:.3f} + {f.law.A:.3g} C^-{f.law.alpha:.3f} "
-                        f"(alpha 95% CI {lo:.3f}-{hi:.3f}, {f.n} budgets)")
+                        f"(alpha 95% CI {lo:.3f}-{hi:.3f}, {f.n} budgets" + (f" on {f.mixture})" if f.mixture else ")"))
             if f.holdout:
                 sentence += (f"; it predicts the held-out largest budget ({f.holdout['compute']:.2g} FLOPs) within "
                              f"{100 * abs(f.holdout['error']):.1f}%")

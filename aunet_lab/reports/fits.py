@@ -43,6 +43,7 @@ class FrontierFit:
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% bootstrap intervals
     boot: list[PowerLaw] = field(default_factory=list)
     holdout: dict | None = None  # {"compute", "observed", "predicted", "error"}: the largest budget held out
+    mixture: str | None = None  # the training mixture fitted, where the study has several
 
     def band(self, c, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise bootstrap band of the fitted curve at computes ``c``."""
