@@ -53,6 +53,9 @@ def fits_by_arch(best, seed: int = 0) -> tuple[dict[str, FrontierFit], dict[str,
         mixture = None
         if rows["mixture"].nunique() > 1:
             counts = rows.groupby("mixture")["compute"].nunique()
+            if counts.max() < 2:
+                reasons[arch] = "one budget per training mixture: no compute ladder to fit"
+                continue
             mixture = sorted(counts.index, key=lambda m: (-counts[m], m))[0]
             rows = rows[rows["mixture"] == mixture]
         # One point per compute budget: the mean over the cell's seeds.
@@ -275,29 +278,37 @@ def fig_splits(best):
 
 
 def fig_units(best):
+    """Units per byte of each AU-Net stage (a panel each), by training mixture (x) and split
+    function (bars), dropped boundaries in brackets."""
     rows = best[best["arch"] != "bpe"]
     cols = sorted(c for c in best.columns if c.startswith("aunet/units_per_byte/"))
     if rows.empty or not cols:
         return None
-    fig, ax = _figure("AU-Net units per byte by stage, training mixture and split function "
-                      "(dropped boundaries in brackets)")
-    keys = sorted({(m, sp) for m, sp in zip(rows["mixture"], rows["split"])})
-    multi = len({sp for _, sp in keys}) > 1
-    labels = [f"{_with_script(m)}\n{sp}" if multi else _with_script(m) for m, sp in keys]
-    width = 0.8 / len(cols)
-    for k, col in enumerate(cols):
-        values = [rows[(rows["mixture"] == m) & (rows["split"] == sp)][col].mean() for m, sp in keys]
-        bars = ax.bar(np.arange(len(keys)) + k * width, values, width, label=col.rsplit("/", 1)[1])
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cols), figsize=PAGE, squeeze=False)
+    fig.suptitle("AU-Net units per byte by stage, training mixture and split function "
+                 "(dropped boundaries in brackets)", fontsize=14)
+    mixtures = sorted(set(rows["mixture"]))
+    splits = sorted(set(rows["split"]))
+    width = 0.8 / len(splits)
+    for ax, col in zip(axes[0], cols):
         dropped = col.replace("units_per_byte", "dropped")
-        if dropped in rows:
-            for bar, (m, sp) in zip(bars, keys):
-                n = rows[(rows["mixture"] == m) & (rows["split"] == sp)][dropped].sum()
-                if n > 0:
-                    ax.annotate(f"({int(n)})", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
-                                va="bottom", fontsize=8)
-    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, labels, fontsize=8 if multi else 10)
-    ax.set_ylabel("units per byte")
-    ax.legend()
+        for k, split in enumerate(splits):
+            mine = [rows[(rows["mixture"] == m) & (rows["split"] == split)] for m in mixtures]
+            bars = ax.bar(np.arange(len(mixtures)) + k * width, [r[col].mean() for r in mine], width, label=split)
+            if dropped in rows:
+                for bar, r in zip(bars, mine):
+                    n = r[dropped].sum()
+                    if n > 0:
+                        ax.annotate(f"({int(n)})", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                                    ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(np.arange(len(mixtures)) + 0.4 - width / 2, [_with_script(m) for m in mixtures],
+                      rotation=30 if len(mixtures) > 4 else 0, fontsize=9)
+        ax.set_title(col.rsplit("/", 1)[1])
+        ax.set_ylabel("units per byte")
+        ax.legend(fontsize=9, title="split function" if len(splits) > 1 else None)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
@@ -451,6 +462,9 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
     plots = {k: v for k, v in plots.items() if v is not None}
     folder = out.parent / f"{out.stem}-figures"
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.png"):  # a page an earlier build had and this one does not
+        if stale.stem not in plots:
+            stale.unlink()
     for name, fig in plots.items():
         path = folder / f"{name}.png"
         fig.savefig(path, dpi=100, metadata={"Software": None})

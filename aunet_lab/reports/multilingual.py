@@ -39,10 +39,12 @@ def fig_transfer(best, languages: list[str]):
     targets = _targets(best)
     if targets["mixture"].nunique() < 2:
         return None
-    import matplotlib.pyplot as plt
-
     archs = _archs(targets)
     matrices = {a: transfer_matrix(best, languages, a) for a in archs}
+    if not any(_off_diagonal(m) for m in matrices.values()):
+        return None  # every cell evaluated on its own languages only: nothing transfers
+    import matplotlib.pyplot as plt
+
     diffs = {a: matrices[a] - matrices["bpe"].reindex_like(matrices[a]) for a in archs
              if a != "bpe" and "bpe" in matrices}
     panels = [(ARCH_LABEL[a], matrices[a], "viridis_r") for a in archs]
@@ -64,6 +66,12 @@ def fig_transfer(best, languages: list[str]):
         ax.tick_params(axis="x", labelrotation=45)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
+
+
+def _off_diagonal(matrix: pd.DataFrame) -> list[float]:
+    """The finite entries of a transfer matrix off its training languages."""
+    return [matrix.loc[m, c] for m in matrix.index for c in matrix.columns
+            if c != m and np.isfinite(matrix.loc[m, c])]
 
 
 def lowresource_curves(best) -> pd.DataFrame:
@@ -178,11 +186,25 @@ def fig_chars(best):
     return fig
 
 
+def diagnostics_split(best) -> str | None:
+    """The one split function the diagnostics page shows when AU-Net cells use several (offsets
+    within a word mean something else under each): ``word`` if present."""
+    splits = sorted(set(best[best["arch"] != "bpe"]["split"]))
+    if len(splits) < 2:
+        return None
+    return "word" if "word" in splits else splits[0]
+
+
 def diagnostics_table(best, by: str) -> pd.DataFrame:
     """AU-Net bits per byte by ``by`` (offset, level or script) per evaluation language, from the
-    cells trained on that language at their largest budget (all AU-Net cells if none was)."""
+    cells trained on that language at their largest budget (all AU-Net cells if none was), of one
+    split function (``diagnostics_split``)."""
     rows = []
-    for r, lang, rest, value in _eval_values(best[best["arch"] != "bpe"], "eval/diagnostics/"):
+    aunet = best[best["arch"] != "bpe"]
+    split = diagnostics_split(best)
+    if split is not None:
+        aunet = aunet[aunet["split"] == split]
+    for r, lang, rest, value in _eval_values(aunet, "eval/diagnostics/"):
         kind, what = rest.split("/", 1)
         if kind == by:
             rows.append({"language": lang, by: int(what) if by != "script" else what, "bits_per_byte": value})
@@ -198,8 +220,9 @@ def fig_diagnostics(best):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=PAGE)
+    split = diagnostics_split(best)
     fig.suptitle("AU-Net diagnostics: test bits per byte by offset within the word, by boundary level "
-                 "and by script", fontsize=13)
+                 "and by script" + (f"\n(split function: {split})" if split else ""), fontsize=13)
     offset = tables["offset"]
     for lang in sorted(set(offset["language"])):
         rows = offset[offset["language"] == lang].sort_values("offset")
@@ -230,8 +253,8 @@ def findings(best, languages: list[str]) -> list[str]:
         for arch in [a for a in _archs(targets) if a != "bpe"]:
             diff = transfer_matrix(best, languages, arch) - bpe
             on = [diff.loc[m, m] for m in diff.index if m in diff.columns and np.isfinite(diff.loc[m, m])]
-            off = [diff.loc[m, c] for m in diff.index for c in diff.columns if c != m and np.isfinite(diff.loc[m, c])]
-            if on or off:
+            off = _off_diagonal(diff)
+            if off:
                 out.append(f"Transfer: {ARCH_LABEL[arch]} minus BPE test BPB, mean "
                            + (f"{np.mean(on):+.3f} on the training language ({len(on)} cells)" if on else "")
                            + ("; " if on and off else "")
