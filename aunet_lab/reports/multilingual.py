@@ -15,12 +15,18 @@ def _targets(best):
     return best[best["role"] != "pretrain"] if "role" in best else best
 
 
+def training_languages(best, arch: str) -> dict[str, set[str]]:
+    """Each training mixture of ``arch`` and the languages it trains on."""
+    rows = best[best["arch"] == arch]
+    return {m: {x for lang in rows[rows["mixture"] == m]["languages"] for x in str(lang).split(",") if x}
+            for m in set(rows["mixture"])}
+
+
 def transfer_matrix(best, languages: list[str], arch: str) -> pd.DataFrame:
-    """Test BPB of ``arch``: one row per training mixture (single languages first, then families),
-    one column per evaluation language; each cell's largest budget, mean over cells with that
-    mixture (splits, vocabularies)."""
-    rows = _targets(best)
-    rows = rows[rows["arch"] == arch]
+    """Test BPB of ``arch``: one row per training mixture (single languages first, then families and
+    a warm start's pretraining mixture), one column per evaluation language; each mixture's largest
+    budget, mean over cells with that mixture (splits, vocabularies)."""
+    rows = best[best["arch"] == arch]
     mixtures = sorted(set(rows["mixture"]), key=lambda m: (m not in languages, m))
     out = pd.DataFrame(np.nan, index=mixtures, columns=languages)
     for mixture in mixtures:
@@ -36,12 +42,11 @@ def transfer_matrix(best, languages: list[str], arch: str) -> pd.DataFrame:
 def fig_transfer(best, languages: list[str]):
     """Heatmaps of test BPB, training mixture x evaluation language, per architecture, then AU-Net
     minus BPE for each AU-Net arm (blue: AU-Net better). Needs two training mixtures at least."""
-    targets = _targets(best)
-    if targets["mixture"].nunique() < 2:
+    if best["mixture"].nunique() < 2:
         return None
-    archs = _archs(targets)
+    archs = _archs(best)
     matrices = {a: transfer_matrix(best, languages, a) for a in archs}
-    if not any(_off_diagonal(m) for m in matrices.values()):
+    if not any(_transfer_entries(best, m, a)[1] for a, m in matrices.items()):
         return None  # every cell evaluated on its own languages only: nothing transfers
     import matplotlib.pyplot as plt
 
@@ -68,10 +73,16 @@ def fig_transfer(best, languages: list[str]):
     return fig
 
 
-def _off_diagonal(matrix: pd.DataFrame) -> list[float]:
-    """The finite entries of a transfer matrix off its training languages."""
-    return [matrix.loc[m, c] for m in matrix.index for c in matrix.columns
-            if c != m and np.isfinite(matrix.loc[m, c])]
+def _transfer_entries(best, matrix: pd.DataFrame, arch: str) -> tuple[list[float], list[float]]:
+    """The finite entries of a transfer matrix (or a difference of two) on each row's training
+    languages, and off them."""
+    trained = training_languages(best, arch)
+    on, off = [], []
+    for m in matrix.index:
+        for c in matrix.columns:
+            if np.isfinite(matrix.loc[m, c]):
+                (on if c in trained.get(m, {m}) else off).append(float(matrix.loc[m, c]))
+    return on, off
 
 
 def lowresource_curves(best) -> pd.DataFrame:
@@ -248,17 +259,26 @@ def findings(best, languages: list[str]) -> list[str]:
     start's gain per target, character-task accuracy against chance, and where AU-Net's bits go."""
     out = []
     targets = _targets(best)
-    if targets["mixture"].nunique() >= 2 and "bpe" in set(targets["arch"]):
+    if best["mixture"].nunique() >= 2 and "bpe" in set(best["arch"]):
         bpe = transfer_matrix(best, languages, "bpe")
-        for arch in [a for a in _archs(targets) if a != "bpe"]:
+        for arch in [a for a in _archs(best) if a != "bpe"]:
             diff = transfer_matrix(best, languages, arch) - bpe
-            on = [diff.loc[m, m] for m in diff.index if m in diff.columns and np.isfinite(diff.loc[m, m])]
-            off = _off_diagonal(diff)
+            on, off = _transfer_entries(best, diff, arch)
             if off:
                 out.append(f"Transfer: {ARCH_LABEL[arch]} minus BPE test BPB, mean "
-                           + (f"{np.mean(on):+.3f} on the training language ({len(on)} cells)" if on else "")
+                           + (f"{np.mean(on):+.3f} on the training languages ({len(on)} cells)" if on else "")
                            + ("; " if on and off else "")
                            + (f"{np.mean(off):+.3f} on the other languages ({len(off)} cells)" if off else "") + ".")
+    aunet = targets[targets["arch"] != "bpe"]
+    if aunet["split"].nunique() > 1:
+        from aunet_lab.reports.build import _with_script
+
+        for arch in _archs(aunet):
+            rows = aunet[aunet["arch"] == arch]
+            best_split = rows.loc[rows.groupby("mixture")["test_bpb_mean"].idxmin()]
+            out.append(f"Best {ARCH_LABEL[arch]} split function by training mixture (test BPB): "
+                       + "; ".join(f"{_with_script(r.mixture)} {r.split} {r.test_bpb_mean:.3f}"
+                                   for r in best_split.itertuples()) + ".")
     curves = lowresource_curves(best)
     for target in sorted(set(curves["target"])):
         parts = []

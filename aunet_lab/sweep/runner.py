@@ -63,6 +63,7 @@ class StudyRunner:
         self.plans: list[CellPlan] = []
         self.studies: dict = {}
         self._running: set[int] = set()  # trial ids this process is running now
+        self._wake = threading.Event()  # a trial of this process ended: waiting cells may start now
 
     # ------------------------------------------------------------------ setup
     def prepare(self, resume: bool) -> None:
@@ -411,12 +412,14 @@ class StudyRunner:
                 # Nothing to ask now; trials still running elsewhere may die and need a retry.
                 if self.finished():
                     return
-                time.sleep(self.spec.faults.poll_seconds)
+                self._wake.wait(self.spec.faults.poll_seconds)
+                self._wake.clear()
                 continue
             plan, trial, seed = picked
             outcome = self.run_trial(plan, trial, seed)
             with self._done:
                 self.outcomes.append(outcome)
+            self._wake.set()
             if progress is not None:
                 progress(outcome)
 
