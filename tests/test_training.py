@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -189,50 +188,6 @@ def test_bad_input_exits_2_with_one_line(corpus, tmp_path):
     assert not (root / "runs" / "bad-input").exists() or not (root / "runs" / "bad-input" / "last.ckpt").exists()
 
 
-def _train_and_kill(root: Path, config: Path, run_dir: Path, kill_after: int, steps: int) -> str:
-    proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "train", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
-    deadline = time.time() + 300
-    run_id = None
-    while time.time() < deadline and proc.poll() is None:
-        if (run_dir / "mlflow_run_id").is_file():
-            run_id = (run_dir / "mlflow_run_id").read_text().strip()
-            done = losses(root, run_id)
-            if done and done[-1][0] >= kill_after:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)  # from outside the training process
-    proc.wait()
-    partial = losses(root, run_id)
-    assert partial and partial[-1][0] < steps
-    return run_id
-
-
-def test_killed_and_resumed_runs_match_an_uninterrupted_one_bit_for_bit(corpus):
-    root, _ = corpus
-    steps = 70  # about 50 steps per pass over the budget: the runs cross into a second epoch
-    reference = write_config(root, "resume-reference", trainer__max_steps=steps)
-    result = cli("train", str(reference))
-    assert result.returncode == 0, result.stderr[-3000:]
-    ref_id = (root / "runs" / "resume-reference" / "mlflow_run_id").read_text().strip()
-    reference_losses = losses(root, ref_id)
-    rng = random.Random()
-    # One kill early in the first pass over the data, one in the second pass.
-    for name, kill_after in (("resume-early", rng.randint(8, 20)), ("resume-late", rng.randint(52, 58))):
-        config = write_config(root, name, trainer__max_steps=steps)
-        run_id = _train_and_kill(root, config, root / "runs" / name, kill_after, steps)
-        resumed = cli("train", str(config), "--resume")
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
-        final = losses(root, run_id)
-        assert [s for s, _ in final] == list(range(1, steps + 1)), name  # every step once
-        assert final == reference_losses, (name, kill_after)  # bit-identical
-        run = client(root).get_run(run_id)
-        assert run.info.status == "FINISHED"
-        val_steps = sorted(m.step for m in client(root).get_metric_history(run_id, "val/bpb"))
-        assert val_steps == [20, 40, 60], name
-
-
 def test_generate_cli_from_a_checkpoint(corpus):
     root, _ = corpus
     path = write_config(root, "generate-run", trainer__max_steps=10)
@@ -322,115 +277,6 @@ def test_peak_command_measures_and_saves(tmp_path):
     assert result.returncode == 0, result.stderr
     saved = json.loads((tmp_path / "peak_flops.json").read_text())
     assert saved["cpu:float32"]["flops"] > 1e8 and saved["cpu:float32"]["size"] == 256
-
-
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus):
-    root, _ = corpus
-    common = dict(trainer__max_steps=12, trainer__val_every=6, trainer__checkpoint_every=6, trainer__accelerator="cpu",
-                  trainer__samples=0)
-    single = write_config(root, "ddp-single", **common)
-    double = write_config(root, "ddp-double", trainer__devices=2, trainer__strategy="ddp", **common)
-    for path in (single, double):
-        # Launched as a subprocess; Lightning starts the second process by re-running this command.
-        result = cli("train", str(path), timeout=900)
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert "MEMBER: 2/2" in result.stderr and "Starting with 2 processes" in result.stderr
-    ids = {name: (root / "runs" / name / "mlflow_run_id").read_text().strip() for name in ("ddp-single", "ddp-double")}
-    # Checkpoints fall on validation steps here (every 6, validation every 6): they must still be written.
-    assert (root / "runs" / "ddp-single" / "last.ckpt").is_file()
-    one, two = losses(root, ids["ddp-single"]), losses(root, ids["ddp-double"])
-    assert [s for s, _ in one] == [s for s, _ in two] == list(range(1, 13))
-    for (_, a), (_, b) in zip(one, two):
-        assert abs(a - b) <= 1e-4 * abs(a), (a, b)
-    # Validation counts every held-out byte once over both processes: the same BPB as one process.
-    for key in ("val/bpb", "val/bpb/fr", "test/bpb/zh-CN"):
-        a = client(root).get_metric_history(ids["ddp-single"], key)[-1].value
-        b = client(root).get_metric_history(ids["ddp-double"], key)[-1].value
-        assert abs(a - b) <= 1e-4 * a, (key, a, b)
-    bytes_a = client(root).get_metric_history(ids["ddp-single"], "data/bytes_seen")
-    bytes_b = client(root).get_metric_history(ids["ddp-double"], "data/bytes_seen")
-    assert sorted(m.value for m in bytes_a) == sorted(m.value for m in bytes_b)
-    # Only the first process tracked: one MLflow run of that name.
-    runs = client(root).search_runs([client(root).get_experiment_by_name("aunet-lab").experiment_id],
-                                    "attributes.run_name = 'ddp-double'")
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-
-    # The same two processes started by torchrun (the multi-node launch path, on one node).
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    elastic = write_config(root, "ddp-torchrun", trainer__devices=2, trainer__strategy="ddp", **common)
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                             "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "aunet_lab.cli", "train",
-                             str(elastic)], capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_id = (root / "runs" / "ddp-torchrun" / "mlflow_run_id").read_text().strip()
-    for (_, a), (_, b) in zip(one, losses(root, run_id)):
-        assert abs(a - b) <= 1e-4 * abs(a), (a, b)
-    runs = client(root).search_runs([client(root).get_experiment_by_name("aunet-lab").experiment_id],
-                                    "attributes.run_name = 'ddp-torchrun'")
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-
-
-def test_two_process_fsdp2_matches_one_process_and_resumes(corpus):
-    root, _ = corpus
-    common = dict(trainer__max_steps=12, trainer__val_every=6, trainer__checkpoint_every=6, trainer__accelerator="cpu",
-                  trainer__samples=0)
-    # Against the one-process run of the DDP test (the same config): it runs first in this module.
-    single_name = "ddp-single"
-    if not (root / "runs" / single_name / "final.ckpt").is_file():
-        result = cli("train", str(write_config(root, single_name, **common)), timeout=900)
-        assert result.returncode == 0, result.stderr[-3000:]
-    sharded = write_config(root, "fsdp2-double", trainer__devices=2, trainer__strategy="fsdp2", **common)
-    result = cli("train", str(sharded), timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Starting with 2 processes" in result.stderr
-    ids = {n: (root / "runs" / n / "mlflow_run_id").read_text().strip() for n in (single_name, "fsdp2-double")}
-    one, two = losses(root, ids[single_name]), losses(root, ids["fsdp2-double"])
-    assert [s for s, _ in two] == list(range(1, 13))
-    for (_, a), (_, b) in zip(one, two):
-        assert abs(a - b) <= 1e-4 * abs(a), (a, b)
-    for key in ("train/grad_norm", "val/bpb"):
-        a = client(root).get_metric_history(ids[single_name], key)[-1].value
-        b = client(root).get_metric_history(ids["fsdp2-double"], key)[-1].value
-        assert abs(a - b) <= 1e-4 * a, (key, a, b)
-    # The sharded run's checkpoint is one consolidated file that a single process loads.
-    from aunet_lab.training.run import load_checkpoint
-
-    state = load_checkpoint(root / "runs" / "fsdp2-double" / "final.ckpt")["state_dict"]
-    plain = load_checkpoint(root / "runs" / single_name / "final.ckpt")["state_dict"]
-    assert state.keys() == plain.keys()
-    assert all(torch.allclose(state[k], plain[k], atol=1e-4) for k in plain)
-    result = cli("train", str(sharded), "--resume", "--set", "trainer.max_steps=14", timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert [s for s, _ in losses(root, ids["fsdp2-double"])] == list(range(1, 15))
-
-
-def test_unknown_strategy_is_a_config_error(corpus, tmp_path):
-    root, _ = corpus
-    path = write_config(root, "bad-strategy", trainer__strategy="fsdp3")
-    result = cli("train", str(path))
-    assert result.returncode == 2
-    assert "trainer: strategy: expected one of auto, ddp, fsdp, fsdp2, got 'fsdp3'" in result.stderr
-
-
-def test_resuming_a_run_checkpointed_at_its_last_step_still_validates(corpus):
-    # A run killed after its last checkpoint (while testing or writing artifacts) resumes with
-    # nothing left to train; its final validation must still be there.
-    from aunet_lab.training.run import train
-
-    root, _ = corpus
-    config = load_config(write_config(root, "resume-at-end", trainer__max_steps=10, trainer__val_every=10,
-                                      trainer__checkpoint_every=10, trainer__samples=0))
-    first = train(config)
-    assert (first.run_dir / "last.ckpt").is_file() and "val/bpb" in first.val
-    again = train(load_config(root / "resume-at-end.yaml"), resume=True)
-    assert again.run_id == first.run_id and again.steps == 10
-    assert again.val["val/bpb"] == pytest.approx(first.val["val/bpb"], rel=1e-6)
-    assert [s for s, _ in losses(root, first.run_id)] == list(range(1, 11))
 
 
 def test_a_mixture_replaces_the_default_one(tmp_path):
