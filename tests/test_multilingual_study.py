@@ -156,6 +156,11 @@ def test_character_tasks_and_diagnostics_reach_the_report(study):
     chars = chars_table(best)
     assert set(chars["language"]) == {"de"} and set(chars["arch"]) == {"bpe", "aunet2"}
     assert len(chars) == 2 * 10
+    assert (chars["items"] == 2).all()  # per_task items of the one German cell at the largest budget
+    from aunet_lab.reports.multilingual import pooled_interval
+
+    acc, lo, hi = pooled_interval(chars[chars["arch"] == "bpe"])
+    assert 0 <= lo <= acc <= hi <= 1 and hi - lo > 0.1  # 20 items: a wide interval
     # Each run's table (written by the trial's evaluation) is what MLflow holds.
     run = runs["aunet2-6KB-de"]
     table = pd.read_csv(root / "studies" / "lowres-test" / "runs" / run.info.run_name / "eval" / "chars.csv")

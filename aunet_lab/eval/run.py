@@ -76,6 +76,7 @@ def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> 
         for r in results["chars"].itertuples():
             client.log_metric(run_id, f"{prefix}chars/{r.language}/{r.task}", float(r.accuracy), step=step)
             client.log_metric(run_id, f"{prefix}chars_chance/{r.language}/{r.task}", float(r.chance), step=step)
+            client.log_metric(run_id, f"{prefix}chars_items/{r.language}/{r.task}", float(r.items), step=step)
     for by, table in results.get("diagnostics", {}).items():
         for r in table.itertuples():
             value = str(getattr(r, by)).replace("/", "-")

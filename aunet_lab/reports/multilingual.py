@@ -158,13 +158,29 @@ def chars_table(best) -> pd.DataFrame:
     over the cells trained on that language at their largest budget (all cells if none was)."""
     rows = []
     for r, lang, task, value in _eval_values(best, "eval/chars/"):
-        chance = r.get(f"eval/chars_chance/{lang}/{task}")
-        rows.append({"arch": r["arch"], "language": lang, "task": task, "accuracy": value, "chance": chance})
+        rows.append({"arch": r["arch"], "language": lang, "task": task, "accuracy": value,
+                     "chance": r.get(f"eval/chars_chance/{lang}/{task}"),
+                     "items": r.get(f"eval/chars_items/{lang}/{task}", np.nan)})
     if not rows:
-        return pd.DataFrame(columns=["arch", "language", "task", "accuracy", "chance", "cells"])
+        return pd.DataFrame(columns=["arch", "language", "task", "accuracy", "chance", "items", "cells"])
     frame = pd.DataFrame(rows)
     return frame.groupby(["arch", "language", "task"], as_index=False).agg(
-        accuracy=("accuracy", "mean"), chance=("chance", "mean"), cells=("accuracy", "size"))
+        accuracy=("accuracy", "mean"), chance=("chance", "mean"), items=("items", "sum"),
+        cells=("accuracy", "size"))
+
+
+def pooled_interval(table: pd.DataFrame) -> tuple[float, float, float]:
+    """Accuracy pooled over the rows' items, with its 95% Wilson interval (items as independent
+    trials); NaN interval where the item counts are unknown."""
+    items = table["items"].to_numpy(float)
+    if not len(items) or not np.isfinite(items).all() or items.sum() <= 0:
+        return float(table["accuracy"].mean()), np.nan, np.nan
+    from scipy.stats import binomtest
+
+    n = int(round(items.sum()))
+    k = int(round(float((table["accuracy"].to_numpy(float) * items).sum())))
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return k / n, float(ci.low), float(ci.high)
 
 
 def fig_chars(best):
@@ -174,15 +190,19 @@ def fig_chars(best):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=PAGE)
-    fig.suptitle("Character tasks: log-likelihood ranking accuracy (dashed: chance)", fontsize=15)
+    fig.suptitle("Character tasks: log-likelihood ranking accuracy, pooled over items with 95% Wilson "
+                 "intervals (dashed: chance)", fontsize=13)
     archs = _archs(table)
     width = 0.8 / len(archs)
     for ax, by in ((a1, "language"), (a2, "task")):
         keys = sorted(set(table[by]))
         for k, arch in enumerate(archs):
-            rows = table[table["arch"] == arch].groupby(by)["accuracy"].mean()
-            ax.bar(np.arange(len(keys)) + k * width, [rows.get(x, np.nan) for x in keys], width, color=COLOURS[arch],
-                   label=ARCH_LABEL[arch])
+            mine = table[table["arch"] == arch]
+            stats = [pooled_interval(mine[mine[by] == x]) if (mine[by] == x).any() else (np.nan,) * 3 for x in keys]
+            acc = np.array([p for p, _, _ in stats])
+            err = np.array([[p - lo, hi - p] for p, lo, hi in stats]).T
+            ax.bar(np.arange(len(keys)) + k * width, acc, width, color=COLOURS[arch], label=ARCH_LABEL[arch],
+                   yerr=err if np.isfinite(err).any() else None, capsize=2, error_kw={"lw": 0.8})
         chance = table.groupby(by)["chance"].mean()
         for i, x in enumerate(keys):
             if chance.get(x) == chance.get(x):
