@@ -395,6 +395,8 @@ def cmd_eval(args) -> int:
     for s in suites:
         if s not in SUITES:
             raise UserError(f"--suite: unknown suite {s!r} (known: {', '.join(SUITES)})")
+    if args.per_task < 1:
+        raise UserError(f"--per-task: expected at least 1 item per task, got {args.per_task}")
     languages = [lang.strip() for lang in args.languages.split(",")] if args.languages else None
     try:
         results, out = evaluate(args.checkpoint, suites, languages, args.per_task, args.out, args.manifest)

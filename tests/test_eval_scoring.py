@@ -126,6 +126,10 @@ def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
         code = main(["eval", str(result.run_dir / "final.ckpt"), "--manifest", str(tmp_path / "copy.yaml"),
                      "--languages", "en,ru"])
     assert code == 2 and "'ru' is not a language of" in err.getvalue()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["eval", str(result.run_dir / "final.ckpt"), "--per-task", "0"])
+    assert code == 2 and err.getvalue().strip() == "error: --per-task: expected at least 1 item per task, got 0"
 
 
 def test_diagnostics_account_for_every_byte():

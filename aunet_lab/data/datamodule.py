@@ -355,11 +355,7 @@ class AUNetDataModule(_lightning_base()):
     def use_eval_corpus(self, manifest, languages: list[str]) -> None:
         """Score on another prepared corpus's held-out documents (after ``setup``): the model's own
         context (for BPE, the tokens that cover ``window_bytes`` of its training text) is kept."""
-        window = self.window
-        for tag in languages:
-            if tag not in manifest.languages:
-                raise DataConfigError(f"--languages: {tag!r} is not a language of {manifest.path} "
-                                      f"(has: {', '.join(manifest.languages)})")
+        window = self.window  # languages are checked by the caller (eval.run.evaluate)
         self.manifest, self.eval_languages = manifest, list(languages)
         self.config.window_tokens = window if self.config.arch == "bpe" else self.config.window_tokens
         self._build_eval_sets()
