@@ -285,7 +285,9 @@ def cmd_sweep(args) -> int:
             overrides["output_dir"] = args.output_dir
         spec = load_spec(args.study, overrides)
         if args.plan:
-            return _print_plan(spec, console)
+            return _print_plan(spec, console, args.json)
+        if args.json:
+            raise UserError("--json: only with --plan (the plan as JSON)")
         from aunet_lab.sweep.runner import StudyRunner
         from aunet_lab.training.run import TrackingError
 
@@ -341,14 +343,22 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _print_plan(spec, console) -> int:
+def _print_plan(spec, console, as_json: bool = False) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from aunet_lab.sweep.plan import _duration, base_config, ensure_prepared, plan_study, plan_table
+    from aunet_lab.sweep.plan import _duration, base_config, ensure_prepared, plan_json, plan_study, plan_table
 
     ensure_prepared(spec, base_config(spec), lambda m: console.print(m, highlight=False))
     plans = plan_study(spec)
+    if as_json:
+        import json
+
+        print(json.dumps(plan_json(spec, plans), indent=1))
+        for p in plans:
+            if not p.feasible:
+                print(f"error: {spec.path}: cell {p.cell.id}: {'; '.join(p.refusals)}", file=sys.stderr)
+        return 2 if any(not p.feasible for p in plans) else 0
     frame = plan_table(spec, plans)
     pre = sum(p.cell.phase == "pretrain" for p in plans)
     table = Table(title=f"study {spec.name}: {len(plans) - pre} cells x {spec.tune.trials} trials"
@@ -398,8 +408,17 @@ def cmd_eval(args) -> int:
     if args.per_task < 1:
         raise UserError(f"--per-task: expected at least 1 item per task, got {args.per_task}")
     languages = [lang.strip() for lang in args.languages.split(",")] if args.languages else None
+    eval_bytes = None
+    if args.eval_bytes is not None:
+        from aunet_lab.data.datamodule import parse_bytes
+
+        try:
+            eval_bytes = parse_bytes(args.eval_bytes, "--eval-bytes")
+        except DataConfigError as err:
+            raise UserError(str(err)) from None
     try:
-        results, out = evaluate(args.checkpoint, suites, languages, args.per_task, args.out, args.manifest)
+        results, out = evaluate(args.checkpoint, suites, languages, args.per_task, args.out, args.manifest,
+                                eval_bytes)
     except (CheckpointError, CorpusError, DataConfigError, ManifestError) as err:
         raise UserError(str(err)) from None
     from aunet_lab.eval.run import log_to_run
@@ -408,7 +427,7 @@ def cmd_eval(args) -> int:
     logged = log_to_run(args.checkpoint, resolve_tracking_uri(args.tracking_uri), results, out)
     if "bpb" in results:
         for key, value in results["bpb"].items():
-            print(f"{key:24s} {value:.4f}")
+            print(f"{key:24s} {value:,.0f}" if "/bytes/" in key else f"{key:24s} {value:.4f}")
     if "chars" in results:
         print(results["chars"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"written to {out}" + (f"; logged to MLflow run {logged}" if logged else ""))
@@ -487,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run (or --plan) an Optuna study from studies/*.yaml, tracked in MLflow")
     p.add_argument("study", help="study spec YAML (see studies/)")
     p.add_argument("--plan", action="store_true", help="print every cell's configs, sizes and estimated time; train nothing")
+    p.add_argument("--json", action="store_true", help="with --plan: the plan as JSON on stdout (cells and estimated hours)")
     p.add_argument("--workers", type=int, default=1, help="trials run at once by this process (default 1)")
     p.add_argument("--storage", help="Optuna storage: a journal file path, sqlite:///... or postgresql://... "
                                      "(default: optuna.journal in the study's folder)")
@@ -506,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="bpb,chars", help="comma-separated: bpb, chars, diagnostics (AU-Net only) (default: bpb,chars)")
     p.add_argument("--languages", help="comma-separated (default: the checkpoint's training mixture)")
     p.add_argument("--per-task", type=int, default=50, help="character-task items per task and language")
+    p.add_argument("--eval-bytes", help="score whole test documents up to this many UTF-8 bytes per language, "
+                                        "e.g. 64KB (default: the whole test split)")
     p.add_argument("--manifest", type=Path, help="score on another prepared corpus's test split (e.g. "
                    "data_manifests/udhr.yaml: the same text in every language); logged as eval/<corpus>/...")
     p.add_argument("--out", type=Path, help="where bpb.json, chars.csv and diagnostics_by_*.csv go (default: eval/ beside the checkpoint)")

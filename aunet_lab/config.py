@@ -73,13 +73,19 @@ class TrainerConfig:
     num_nodes: int = 1
     sharding: str = "full"  # fsdp only: full, hybrid, grad_op, none
     activation_checkpointing: bool = False  # fsdp and fsdp2: recompute each block's activations in backward
-    limit_val_batches: int | None = None  # per language; None: the whole validation split
-    limit_test_batches: int | None = None
     test_at_end: bool = True
     samples: int = 2  # sample generations logged at the end
     sample_bytes: int = 120
     progress: bool = True
     peak_flops: float | None = None  # per device, for MFU; default: what `aunet-lab peak` measured, if anything
+
+    # Keys that no longer exist, with what replaces them (one line instead of "unknown key").
+    REMOVED = {
+        "limit_val_batches": "evaluation is capped in UTF-8 bytes over whole documents, the same for every arm: "
+                             "use data.eval_bytes (e.g. eval_bytes: {val: 64KB, test: 256KB}; null = the whole split)",
+        "limit_test_batches": "evaluation is capped in UTF-8 bytes over whole documents, the same for every arm: "
+                              "use data.eval_bytes (e.g. eval_bytes: {val: 64KB, test: 256KB}; null = the whole split)",
+    }
 
     def __post_init__(self):
         from aunet_lab.training.strategy import SHARDING, STRATEGIES
@@ -189,6 +195,8 @@ def _build(cls, data: Any, where: str, source: str):
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
+        if key in getattr(cls, "REMOVED", {}):
+            raise ConfigError(f"{source}: {path}: no longer supported; {cls.REMOVED[key]}")
         if key not in fields:
             raise _unknown(str(key), list(fields), path, source)
         default = _default(fields[key])
@@ -219,6 +227,8 @@ def _set_path(tree: dict, dotted: str, value: Any, source: str, cls) -> None:
         path = ".".join(parts[: i + 1])
         if node_cls is not None and dataclasses.is_dataclass(node_cls):
             names = [f.name for f in dataclasses.fields(node_cls)]
+            if part in getattr(node_cls, "REMOVED", {}):
+                raise ConfigError(f"{source}: {path}: no longer supported; {node_cls.REMOVED[part]}")
             if part not in names:
                 raise _unknown(part, names, path, source)
             hint = typing.get_type_hints(node_cls)[part]

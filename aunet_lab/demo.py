@@ -110,9 +110,8 @@ def offline_overrides(cache: Path) -> dict:
     manifest = write_embedded_corpus(cache / "demo")
     return {"description": "the smoke study on the embedded UDHR (offline)",
             "base": {"data": {"manifest": str(manifest), "window_bytes": 64, "batch_size": 4, "vocab_size": 300,
-                              "max_epochs": 3},
-                     "trainer": {"val_every": 8, "checkpoint_every": 8, "limit_val_batches": 2,
-                                 "limit_test_batches": 4}},
+                              "max_epochs": 3, "eval_bytes": {"val": "1KB", "test": "2KB"}},
+                     "trainer": {"val_every": 8, "checkpoint_every": 8}},
             "axes": {"data_budget": ["6KB", "12KB"]}}
 
 
@@ -190,6 +189,7 @@ def write_embedded_corpus(folder: Path) -> Path:
     manifest.write_text(yaml.safe_dump({
         "name": "udhr-embedded", "licence": "MIT package; UDHR text OHCHR, reproducible with attribution",
         "attribution": sample_attribution(), "languages": languages, "split": {"val": 0.1, "test": 0.1, "seed": 3},
+        "aligned": "en",
         "sources": [{"kind": "local", "name": "udhr", "reader": "jsonl", "paths": str(folder / "{tag}.jsonl"),
                      "id_field": "id"}]}, allow_unicode=True))
     return manifest

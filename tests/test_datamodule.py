@@ -144,11 +144,12 @@ def test_eval_loaders_per_language_count_each_byte_once(corpus, arch):
     languages = dm.eval_language_order("val")
     assert languages == sorted(dm.config.mixture)
     for lang, loader in zip(languages, dm.val_dataloader()):
-        held = dm.eval_sets["val"][lang]
-        text_bytes = sum(held.stream.target_bytes.tolist())
+        docs = dm.eval_documents(lang, "val")
+        assert dm.eval_sets["val"][lang].doc_ids == [d["id"] for d in docs]
         counted = sum(int(b["target_bytes"].sum()) for b in loader)
-        assert counted == text_bytes
-        assert stream_bytes(dm, loader).decode()  # rebuilt text is valid UTF-8
+        assert counted == sum(len(d["text"].encode()) for d in docs)
+        # Every byte of the scored documents is a target exactly once, in document order.
+        assert stream_bytes(dm, loader) == b"".join(d["text"].encode() for d in docs)
 
 
 def test_levels_are_per_document_and_windows_carry_them(corpus):

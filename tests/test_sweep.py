@@ -37,10 +37,10 @@ def write_spec(root: Path, manifest: Path, name: str, **changes) -> Path:
     spec = {
         "name": name,
         "base": {"data": {"manifest": str(manifest), "cache": str(root / "cache"), "window_bytes": 64,
-                          "batch_size": 4, "vocab_size": 300, "max_epochs": 3},
+                          "batch_size": 4, "vocab_size": 300, "max_epochs": 3,
+                          "eval_bytes": {"val": "512B", "test": "1KB"}},
                  "optim": {"warmup_steps": 3},
-                 "trainer": {"val_every": 8, "checkpoint_every": 8, "limit_val_batches": 2,
-                             "limit_test_batches": 2, "samples": 0}},
+                 "trainer": {"val_every": 8, "checkpoint_every": 8, "samples": 0}},
         "models": copy.deepcopy(TINY_MODELS),
         "axes": {"arch": ["bpe", "aunet2"], "data_budget": ["6KB", "12KB"],
                  "mixture": {"en": {"en": 1.0}, "en-fr": {"en": 0.5, "fr": 0.5}}},

@@ -4,7 +4,8 @@ The tokenizer is trained on the training split of the run's own language mixture
 validation or test text, and cached by (data hash, vocabulary size). Its ByteLevel pre-tokenizer
 maps every UTF-8 byte to one symbol, so every token covers a whole number of bytes and the tokens
 of a document cover exactly its bytes: bits per byte for the baseline divides by the same bytes
-AU-Net predicts. Special tokens (<bos>, <eos>) cover no bytes.
+AU-Net predicts. Special tokens (<bos>, <eos>) cover no bytes, and are never matched in document
+text: a literal "<eos>" in a document is five bytes of text (``encode_special_tokens``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,19 @@ def _byte_decoder() -> dict[str, int]:
     return mapping
 
 
+def wrap_tokenizer(tok, path: Path | None = None) -> BPETokenizer:
+    """A loaded or trained ``tokenizers.Tokenizer`` as a BPETokenizer; document text that spells a
+    special token is encoded as text (every way a tokenizer is loaded goes through here)."""
+    tok.encode_special_tokens = True
+    return BPETokenizer(tok, token_byte_lengths(tok), path)
+
+
+def load_tokenizer(path: str | Path) -> BPETokenizer:
+    from tokenizers import Tokenizer
+
+    return wrap_tokenizer(Tokenizer.from_file(str(path)), Path(path))
+
+
 def token_byte_lengths(tokenizer) -> torch.Tensor:
     """Bytes covered by every id: one per ByteLevel symbol, none for special tokens."""
     vocab = tokenizer.get_vocab()
@@ -105,8 +119,7 @@ def train_bpe(texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB, cache_dir: 
         data_hash = data_hash or texts_hash(texts)
         path = Path(cache_dir) / f"bpe-{data_hash}-v{vocab_size}.json"
         if path.is_file():
-            tok = Tokenizer.from_file(str(path))
-            return BPETokenizer(tok, token_byte_lengths(tok), path)
+            return load_tokenizer(path)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -119,7 +132,7 @@ def train_bpe(texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB, cache_dir: 
         os.close(fd)
         tok.save(tmp)
         os.replace(tmp, path)
-    return BPETokenizer(tok, token_byte_lengths(tok), path)
+    return wrap_tokenizer(tok, path)
 
 
 def measure_units(texts_by_language: dict[str, Sequence[str]], split: str = "word", stages: int = 4,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -45,6 +46,16 @@ class CorpusError(RuntimeError):
 def default_cache() -> Path:
     """``$AUNET_LAB_CACHE``, else ``~/.cache/aunet_lab``."""
     return Path(os.environ.get("AUNET_LAB_CACHE") or Path.home() / ".cache" / "aunet_lab").expanduser()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text: str) -> tuple[str, int]:
+    """Lone surrogates (a JSON ``\\ud800`` escape, a Parquet string from a lax writer) have no UTF-8
+    form: each becomes U+FFFD, counted with the replaced bytes, so both arms see the same bytes."""
+    found = len(_SURROGATE.findall(text))
+    return (_SURROGATE.sub("\ufffd", text), found) if found else (text, 0)
 
 
 def split_of(doc_id: str, val: float, test: float, seed: int) -> str:
@@ -129,8 +140,9 @@ class Preparer:
         for spec in self.manifest.sources_for(tag):
             count = 0
             for doc in self.raw_documents(spec, tag):
-                text = unicodedata.normalize("NFC", doc.text).strip()
-                stats.replaced_bytes += doc.replaced
+                text, lone = replace_surrogates(doc.text)
+                text = unicodedata.normalize("NFC", text).strip()
+                stats.replaced_bytes += doc.replaced + lone
                 if not text:
                     stats.empty_dropped += 1
                     continue

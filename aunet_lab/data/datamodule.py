@@ -9,9 +9,16 @@ languages are then interleaved in one seeded order: the *stream*.
 Packing: AU-Net reads ``BOS + bytes + EOS`` per document with levels computed per document (so a
 byte's level never depends on where its window starts); the baseline reads ``<bos> + tokens +
 <eos>``. Each stream is cut into consecutive windows of ``window`` inputs (plus one target);
-the last window is padded. Targets carry the number of UTF-8 bytes they cover (0 for special
+the last window is padded. Targets carry the number of UTF-8 bytes they cover (int32, 0 for special
 tokens), which is what bits per byte divides by. Windows are consumed in stream order; the state
 is the index of the next window, so a resumed run continues at the exact next sample.
+
+Compute has one source: the packed training stream is measured once (bytes per unit of every
+AU-Net stage, bytes per BPE token: :func:`measure_stream`), the BPE context in tokens follows from
+it (:func:`window_tokens`), and the planner, training and reports all use those numbers.
+
+Evaluation is by bytes over whole documents (``aunet_lab.data.evalset``): ``eval_bytes`` caps each
+language's validation and test text, the same documents for every arm and seed.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from aunet_lab.data.corpus import default_cache, documents, prepared_stats
+from aunet_lab.data.evalset import EVAL_SPLITS, EvalWindows, eval_order_key, seeded_order, split_documents, take_until
 from aunet_lab.data.manifest import load_manifest
 
 IGNORE = -100
@@ -60,6 +68,9 @@ class DataConfig:
     arch: str = "aunet"  # aunet | bpe
     window_bytes: int = 1024  # AU-Net context; the baseline's is matched in bytes
     window_tokens: int | None = None  # default: window_bytes / measured bytes per token
+    # Evaluation cap in UTF-8 bytes per language: one size for val and test, or {val: .., test: ..};
+    # null (or a split left out) = the whole split. Whole documents, the same for every arm.
+    eval_bytes: int | str | dict[str, int | str | None] | None = None
     batch_size: int = 8
     split: str = "word"
     vocab_size: int = 4096
@@ -87,8 +98,24 @@ class DataConfig:
                 raise DataConfigError(f"data.{key}: expected a positive integer, got {getattr(self, key)!r}")
         if self.max_epochs <= 0:
             raise DataConfigError(f"data.max_epochs: expected a positive number, got {self.max_epochs!r}")
-        if self.eval_split not in ("val", "test"):
-            raise DataConfigError(f"data.eval_split: expected val or test, got {self.eval_split!r}")
+        if self.eval_split == "test":
+            raise DataConfigError("data.eval_split: test would select on test text; validation (model selection, "
+                                  "pruning, objectives) runs on val, and test is scored at the end")
+        if self.eval_split != "val":
+            raise DataConfigError(f"data.eval_split: expected val, got {self.eval_split!r}")
+        self.eval_caps()
+
+    def eval_caps(self) -> dict[str, int | None]:
+        """``{val: bytes or None, test: bytes or None}`` from ``eval_bytes``."""
+        value = self.eval_bytes
+        if not isinstance(value, dict):
+            cap = None if value is None else parse_bytes(value, "data.eval_bytes")
+            return {split: cap for split in EVAL_SPLITS}
+        for key in value:
+            if key not in EVAL_SPLITS:
+                raise DataConfigError(f"data.eval_bytes.{key}: unknown split (expected val or test)")
+        return {split: None if value.get(split) is None else parse_bytes(value[split], f"data.eval_bytes.{split}")
+                for split in EVAL_SPLITS}
 
 
 @dataclass
@@ -147,7 +174,7 @@ class PackedStream:
     """A flat stream of ids with, per position, the bytes the id covers and (AU-Net) its level."""
 
     ids: torch.Tensor  # int32
-    target_bytes: torch.Tensor  # int8: bytes covered by the id at this position (0 for specials)
+    target_bytes: torch.Tensor  # int32: bytes covered by the id at this position (0 for specials)
     levels: torch.Tensor | None  # int8, AU-Net only
     special: torch.Tensor  # bool: BOS/EOS positions
     bos_id: int
@@ -176,7 +203,7 @@ def pack_bytes(texts: list[str], split: str) -> PackedStream:
     out_levels = torch.empty(total, dtype=torch.int8)
     out_levels[byte_pos] = levels.to(torch.int8)
     out_levels[bos_pos] = out_levels[eos_pos] = split_fn.max_level
-    nbytes = torch.zeros(total, dtype=torch.int8)
+    nbytes = torch.zeros(total, dtype=torch.int32)
     nbytes[byte_pos] = 1
     special = torch.zeros(total, dtype=torch.bool)
     special[bos_pos] = special[eos_pos] = True
@@ -192,9 +219,30 @@ def pack_tokens(texts: list[str], tokenizer) -> PackedStream:
         flat.extend(encoded)
         flat.append(eos)
     ids = torch.tensor(flat, dtype=torch.int32)
-    nbytes = tokenizer.token_bytes[ids.long()].to(torch.int8)
+    nbytes = tokenizer.token_bytes[ids.long()].to(torch.int32)
     special = (ids == bos) | (ids == eos)
     return PackedStream(ids, nbytes, None, special, bos)
+
+
+def measure_stream(stream: PackedStream) -> dict:
+    """The compute ratios of a packed training stream: UTF-8 bytes, and bytes per unit of every
+    AU-Net stage (1.0 for the byte stage; a unit is a byte at that level or deeper) or bytes per
+    BPE token (special tokens left out of both). Planner and training both call this."""
+    counted = ~stream.special
+    n_bytes = int(stream.target_bytes[counted].sum())
+    out = {"bytes": n_bytes}
+    if stream.levels is None:
+        out["bytes_per_token"] = n_bytes / max(int(counted.sum()), 1)
+        return out
+    levels = stream.levels[counted]
+    top = int(stream.levels.max()) if stream.levels.numel() else 0
+    out["bytes_per_unit"] = [1.0] + [n_bytes / max(int((levels >= k).sum()), 1) for k in range(1, top + 1)]
+    return out
+
+
+def window_tokens(window_bytes: int, bytes_per_token: float) -> int:
+    """The BPE context matched in bytes: as many tokens as cover ``window_bytes`` of training text."""
+    return max(8, round(window_bytes / bytes_per_token))
 
 
 class WindowDataset(Dataset):
@@ -309,7 +357,10 @@ class AUNetDataModule(_lightning_base()):
         self.selection: Selection | None = None
         self.tokenizer = None
         self.train_set: WindowDataset | None = None
-        self.eval_sets: dict[str, dict[str, WindowDataset]] = {}
+        self.eval_sets: dict[str, dict[str, EvalWindows]] = {}
+        self.eval_docs: dict[str, dict[str, list[str]]] = {}
+        self.measured: dict = {}
+        self.eval_splits = EVAL_SPLITS  # evaluation alone builds only what it scores
         self.next_window = 0
 
     # ---------------------------------------------------------------- building
@@ -323,6 +374,14 @@ class AUNetDataModule(_lightning_base()):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        self.build_train()
+        self._build_eval_sets()
+
+    def build_train(self) -> dict:
+        """The training selection, its tokenizer (BPE) and packed stream, and the compute ratios
+        measured on it (``self.measured``); the planner calls this too, so plan and run agree."""
+        if self.train_set is not None:
+            return self.measured
         cfg = self.config
         train_docs = {lang: self._docs(lang, "train") for lang in cfg.mixture}
         self.selection = select_documents(train_docs, cfg.mixture, self.budget, cfg.seed, cfg.max_epochs)
@@ -333,24 +392,55 @@ class AUNetDataModule(_lightning_base()):
             # The tokenizer sees the run's own training text only (each selected document once).
             unique = sorted({(lang, ident): text for lang, ident, text in self.selection.docs}.items())
             corpus = [text for _, text in unique]
-            if self.tokenizer is None:  # evaluation hands in the checkpoint's own tokenizer
+            if self.tokenizer is None:  # evaluation and warm starts hand in the checkpoint's own tokenizer
                 self.tokenizer = train_bpe(corpus, cfg.vocab_size, self.cache / "tokenizers")
             stream = pack_tokens(texts, self.tokenizer)
         else:
             stream = pack_bytes(texts, cfg.split)
+        self.measured = measure_stream(stream)
         self.train_set = WindowDataset(stream, self.window)
-        self._build_eval_sets()
+        return self.measured
+
+    def eval_documents(self, lang: str, split: str) -> list[dict]:
+        """The held-out documents scored for ``lang`` and ``split``: a seeded order that depends only
+        on the prepared text, the split and the cap; whole documents until the cap."""
+        cap = self.config.eval_caps()[split]
+        docs = self._docs(lang, split)
+        reference = self.manifest.aligned
+        if reference is not None and cap is not None:
+            ref_stats = prepared_stats(self.manifest, self.cache).get(reference)
+            if ref_stats is None:
+                raise DataConfigError(f"data.eval_bytes: {self.manifest.path} is aligned on {reference!r}, which is "
+                                      f"not prepared (run: aunet-lab data prepare {self.manifest.path} "
+                                      f"--languages {reference})")
+            ref_docs = self._docs(reference, split)
+            order = seeded_order([d["id"] for d in ref_docs], eval_order_key(ref_stats.sha256[split], split, cap))
+            chosen = set(take_until(ref_docs, order, cap))
+            order = [i for i in order if i in chosen]
+            taken = take_until(docs, order, None)
+        else:
+            sha = prepared_stats(self.manifest, self.cache)[lang].sha256.get(split, "")
+            taken = take_until(docs, seeded_order([d["id"] for d in docs], eval_order_key(sha, split, cap)), cap)
+        by_id = {d["id"]: d for d in docs}
+        return [by_id[i] for i in taken]
 
     def _build_eval_sets(self) -> None:
         cfg = self.config
-        for split in ("val", "test"):
+        self.eval_docs = {}
+        for split in EVAL_SPLITS:
             self.eval_sets[split] = {}
+            self.eval_docs[split] = {}
+            if split not in self.eval_splits:
+                continue
             for lang in self.eval_languages:
-                held = [d["text"] for d in self._docs(lang, split)]
+                held = self.eval_documents(lang, split)
                 if not held:
                     continue
-                packed = pack_tokens(held, self.tokenizer) if cfg.arch == "bpe" else pack_bytes(held, cfg.split)
-                self.eval_sets[split][lang] = WindowDataset(packed, self.window, lang)
+                texts = [d["text"] for d in held]
+                packed = pack_tokens(texts, self.tokenizer) if cfg.arch == "bpe" else pack_bytes(texts, cfg.split)
+                ids = [d["id"] for d in held]
+                self.eval_sets[split][lang] = EvalWindows(split_documents(packed), self.window, lang, ids)
+                self.eval_docs[split][lang] = ids
 
     def use_eval_corpus(self, manifest, languages: list[str]) -> None:
         """Score on another prepared corpus's held-out documents (after ``setup``): the model's own
@@ -367,12 +457,7 @@ class AUNetDataModule(_lightning_base()):
             return cfg.window_bytes
         if cfg.window_tokens:
             return cfg.window_tokens
-        # Context matched in bytes: as many tokens as cover window_bytes on this training text.
-        stream = self.tokenizer
-        texts = [t for _, _, t in self.selection.docs[:2000]]
-        n_bytes = sum(len(t.encode()) for t in texts)
-        n_tokens = sum(len(ids) for ids in stream.encode_batch(texts))
-        return max(8, round(cfg.window_bytes * n_tokens / max(n_bytes, 1)))
+        return window_tokens(cfg.window_bytes, self.measured["bytes_per_token"])
 
     # ---------------------------------------------------------------- loaders
     def _rank_world(self) -> tuple[int, int]:
@@ -434,7 +519,11 @@ class AUNetDataModule(_lightning_base()):
         """``data/*`` numbers for tracking: bytes per language, epochs, windows."""
         self.setup()
         sel = self.selection
-        return {"data/bytes": sum(sel.bytes_per_language.values()), "data/epochs": sel.epochs,
+        ratios = {f"data/bytes_per_unit/stage{k + 1}": v for k, v in enumerate(self.measured.get("bytes_per_unit", []))
+                  if k > 0}
+        if "bytes_per_token" in self.measured:
+            ratios["data/bytes_per_token"] = self.measured["bytes_per_token"]
+        return {"data/bytes": sum(sel.bytes_per_language.values()), "data/epochs": sel.epochs, **ratios,
                 "data/windows": len(self.train_set), "data/window": self.window,
                 **{f"data/bytes/{k}": v for k, v in sel.bytes_per_language.items()},
                 **{f"data/epochs/{k}": v for k, v in sel.epochs_per_language.items()}}

@@ -67,6 +67,9 @@ class Manifest:
     split: SplitRule = field(default_factory=SplitRule)
     description: str = ""
     usage: str = "train"  # or "eval": evaluation only, never trained on
+    # A parallel corpus (the same documents by alignment id in every language): evaluation caps are
+    # cut on this reference language and the same ids are scored in every language.
+    aligned: str | None = None
 
     @property
     def lock_path(self) -> Path:
@@ -146,7 +149,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     path = Path(path)
     data = read_yaml(path, ManifestError, "manifest file")
     _expect(isinstance(data, dict), path, "(top level)", "expected a mapping")
-    known = {"name", "description", "licence", "attribution", "languages", "sources", "split", "usage"}
+    known = {"name", "description", "licence", "attribution", "languages", "sources", "split", "usage", "aligned"}
     for key in data:
         _expect(key in known, path, str(key), f"unknown key (expected one of: {', '.join(sorted(known))})")
     name = _string(data, "name", path, "")
@@ -169,11 +172,15 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     _expect(isinstance(sources, list) and sources, path, "sources", "expected a non-empty list of sources")
     usage = _string(data, "usage", path, "", required=False, default="train")
     _expect(usage in ("train", "eval"), path, "usage", f"expected train or eval, got {usage!r}")
+    aligned = data.get("aligned")
+    _expect(aligned is None or aligned in languages, path, "aligned",
+            f"expected one of the manifest's languages (the reference for evaluation caps), got {aligned!r}")
     return Manifest(
         path=path, name=name, licence=_string(data, "licence", path, ""),
         attribution=_string(data, "attribution", path, ""), languages=languages,
         sources=[_source(s, path, i, languages) for i, s in enumerate(sources)], split=split,
         description=_string(data, "description", path, "", required=False, default=""), usage=usage,
+        aligned=aligned,
     )
 
 

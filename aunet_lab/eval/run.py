@@ -9,9 +9,11 @@ from pathlib import Path
 SUITES = ("bpb", "chars", "diagnostics")
 
 
-def eval_bpb(config, model, tokenizer, languages: list[str], manifest=None) -> dict[str, float]:
-    """Test BPB per language (and micro/macro over them) on each language's test split: of the
-    checkpoint's own corpus, or of ``manifest`` (another prepared corpus)."""
+def eval_bpb(config, model, tokenizer, languages: list[str], manifest=None,
+             eval_bytes: int | str | None = None) -> dict[str, float]:
+    """Test BPB per language (and micro/macro over them, bytes scored and mean context in bytes) on
+    each language's test split, of the checkpoint's own corpus or of ``manifest`` (another prepared
+    corpus): the whole split, or whole documents up to ``eval_bytes`` per language."""
     import lightning.pytorch as pl
 
     from aunet_lab.data.datamodule import AUNetDataModule
@@ -19,20 +21,22 @@ def eval_bpb(config, model, tokenizer, languages: list[str], manifest=None) -> d
 
     config = copy.deepcopy(config)
     config.data.eval_languages = languages if manifest is None else None
+    config.data.eval_bytes = {"val": None, "test": eval_bytes}
     # The training selection is rebuilt as it was (same budget, mixture and seed), so the BPE
     # context in tokens is the one the model trained with; the checkpoint's tokenizer is used.
     dm = AUNetDataModule(config.data)
+    dm.eval_splits = ("test",)
     dm.tokenizer = tokenizer
     dm.setup()
     if manifest is not None:
         dm.use_eval_corpus(manifest, languages)
     if not dm.eval_sets.get("test"):
         return {}
-    module = LMModule(config, 1, tokenizer.vocab_size if tokenizer is not None else None, None,
+    module = LMModule(config, 1, tokenizer.vocab_size if tokenizer is not None else None, dm.measured,
                       [], dm.eval_language_order("test"), dm.window)
     module.model.load_state_dict(model.state_dict())
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False, limit_test_batches=config.trainer.limit_test_batches)
+                         enable_checkpointing=False)
     trainer.test(module, datamodule=dm, verbose=False)
     return dict(module.last_test)
 
@@ -89,9 +93,10 @@ def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> 
 
 
 def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, per_task: int, out: Path | None,
-             manifest: str | Path | None = None):
+             manifest: str | Path | None = None, eval_bytes: int | str | None = None):
     """Run ``suites`` on the checkpoint, on the test split of its own corpus or of ``manifest`` (another
-    prepared corpus, e.g. the UDHR: the same content in every language)."""
+    prepared corpus, e.g. the UDHR: the same content in every language); BPB on the whole split, or
+    on whole documents up to ``eval_bytes`` per language."""
     import json
 
     from aunet_lab.data.corpus import default_cache, documents, prepared_stats
@@ -117,7 +122,7 @@ def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, pe
     out = Path(out or Path(checkpoint).parent / (f"eval-{corpus.name}" if other else "eval"))
     out.mkdir(parents=True, exist_ok=True)
     if "bpb" in suites:
-        results["bpb"] = eval_bpb(config, model, tokenizer, languages, corpus if other else None)
+        results["bpb"] = eval_bpb(config, model, tokenizer, languages, corpus if other else None, eval_bytes)
         (out / "bpb.json").write_text(json.dumps(results["bpb"], indent=1))
     if "chars" in suites:
         frame = eval_chars(config, model, tokenizer, languages, per_task, manifest=corpus)

@@ -8,8 +8,9 @@ FLOPs convention (one everywhere, the paper's section 2.3):
   and the one its offset selects), ``layers_stage`` counts encoder and decoder layers, and
   ``context_stage`` is the attended context (the window, or the stage's sequence length if shorter);
 * per byte: the sum over stages of FLOPs per element / bytes per element of that stage, with bytes
-  per element *measured on the corpus* (the data layer passes them; until then the paper's 4.56
-  bytes per token is used for stage 2, doubled for each deeper stage);
+  per element *measured on the run's own training stream* (``measure_stream`` in the data layer,
+  passed through :func:`model_flops`; without a measurement, the paper's 4.56 bytes per token for
+  stage 2, doubled for each deeper stage);
 * the BPE baseline: FLOPs per token / bytes per token measured on the same text;
 * output-head FLOPs (``6 * d * vocab`` per output position) are reported separately and are not in
   the totals used for compute matching.
@@ -153,6 +154,17 @@ def flops_per_byte(model_or_config, seq_len: int = 8192, bytes_per_unit: list[fl
         per_byte.append(f / bpu[i])
     head = 6 * config.stages[0].dim * config.vocab_size
     return FlopsReport(per_byte, sum(per_byte), head, bpu, per_unit)
+
+
+def model_flops(model_config, window: int, measured: dict | None):
+    """FLOPs per byte of a model from the measured ratios of its training stream; ``window`` in
+    the model's own units (bytes for AU-Net, tokens for BPE). The planner and training both call this:
+    one source of compute."""
+    measured = measured or {}
+    if hasattr(model_config, "stages"):
+        bpu = measured.get("bytes_per_unit")
+        return flops_per_byte(model_config, window, list(bpu[: model_config.n_stages]) if bpu else None)
+    return flops_per_byte(model_config, window, bytes_per_token=measured.get("bytes_per_token", PAPER_BYTES_PER_TOKEN))
 
 
 # ------------------------------------------------------------------------------ presets

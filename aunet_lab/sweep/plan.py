@@ -105,6 +105,7 @@ def _measured(config: TrainConfig, mixture: dict, vocab: int, split: str, cache:
 
 
 def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
+    from aunet_lab.data.datamodule import window_tokens
     from aunet_lab.models.sizing import flops_per_byte, hyperparameters
     from aunet_lab.training.arms import arch_stages, matched_models, with_model
 
@@ -144,30 +145,37 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
                 model = section.aunet
                 model.split = cell.split
         config = with_model(config, model)
-        if cell.arch == "bpe":
-            seq_tokens = max(1, int(window / pooled["bytes_per_token"]))
-            report = flops_per_byte(model, seq_tokens, bytes_per_token=pooled["bytes_per_token"])
-            params = _non_embedding(model)
-        else:
-            report = flops_per_byte(model, window, pooled["bytes_per_unit"][: model.n_stages])
-            params = _non_embedding(model)
-        fpb = report.total
+        params = _non_embedding(model)
         if cell.budget_kind == "compute":
-            n_bytes = int(cell.budget / fpb)
+            # Sized on a sample of the mixture's text; the trial's own stream gives the final FLOPs below.
+            if cell.arch == "bpe":
+                sample_fpb = flops_per_byte(model, window_tokens(window, pooled["bytes_per_token"]),
+                                            bytes_per_token=pooled["bytes_per_token"]).total
+            else:
+                sample_fpb = flops_per_byte(model, window, pooled["bytes_per_unit"][: model.n_stages]).total
+            n_bytes = int(cell.budget / sample_fpb)
             target = math.sqrt(cell.budget / spec.sizing.ratio) / pooled["bytes_per_token"]
-            if abs(math.log(fpb / target)) > math.log(1.5):
+            if abs(math.log(sample_fpb / target)) > math.log(1.5):
                 refusals.append(
-                    f"model too small for its stages: the closest {cell.arch} has {fpb:.3g} FLOPs/byte against "
-                    f"{target:.3g} wanted (lower sizing.width_multiple/head_dim, or raise the budget)")
+                    f"model too small for its stages: the closest {cell.arch} has {sample_fpb:.3g} FLOPs/byte "
+                    f"against {target:.3g} wanted (lower sizing.width_multiple/head_dim, or raise the budget)")
         else:
             n_bytes = int(cell.budget)
-        compute = fpb * n_bytes
         config.data.budget = n_bytes
         epochs = {lang: cell.mixture[lang] * n_bytes / max(available.get(lang, 0), 1) for lang in cell.mixture}
         worst = max(epochs, key=epochs.get)
         if epochs[worst] > config.data.max_epochs:
             refusals.append(f"repetition past the maximum: {worst} would be seen {epochs[worst]:.1f} times "
                             f"(data.max_epochs {config.data.max_epochs:g})")
+        fpb, units = float("nan"), window
+        if not refusals and n_bytes > 0:
+            from aunet_lab.data.datamodule import DataConfigError
+
+            try:
+                fpb, units = trial_flops(config, model, warm_start_tokenizer(spec, cell, plans))
+            except DataConfigError as err:
+                refusals.append(str(err))
+        compute = fpb * n_bytes
         batch_bytes = config.data.batch_size * window
         if n_bytes < batch_bytes:
             refusals.append(f"budget below one batch: {n_bytes:,} bytes < {config.data.batch_size} x {window} bytes")
@@ -175,15 +183,15 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
                 window < 4 * pooled["bytes_per_unit"][arch_stages(cell.arch) - 1]:
             refusals.append(f"window of {window} bytes holds under 4 units of the deepest stage")
         steps = max(1, math.ceil(n_bytes / batch_bytes))
-        law = hyperparameters(compute, "bpe" if cell.arch == "bpe" else "aunet")
+        law = hyperparameters(compute if math.isfinite(compute) else 1.0, "bpe" if cell.arch == "bpe" else "aunet")
         lr_range = tuple(spec.tune.lr) if spec.tune.lr else (law.lr / spec.tune.lr_factor, law.lr * spec.tune.lr_factor)
         plan = CellPlan(cell, config, _shape(model), params, fpb, n_bytes, compute, epochs, steps, law.lr, lr_range,
                         law.clamped, refusals=refusals)
         # Timed only at sizes this machine can build in a moment (paper-scale templates plan anywhere).
         if time_steps and not refusals and params < 50_000_000:
-            key = (plan.shape, cell.arch == "bpe", config.data.batch_size, window, cell.vocab_size)
+            key = (plan.shape, cell.arch == "bpe", config.data.batch_size, units, cell.vocab_size)
             if key not in timings:
-                timings[key] = _seconds_per_step(model, config.data.batch_size, window, pooled)
+                timings[key] = _seconds_per_step(model, config.data.batch_size, units, pooled)
             plan.seconds_per_step = timings[key]
         plans.append(plan)
     return plans
@@ -199,6 +207,73 @@ def _shape(model) -> str:
     if hasattr(model, "stages"):
         return "; ".join(f"{s.dim}x{s.layers}" for s in model.stages)
     return f"{model.dim}x{model.layers}"
+
+
+def measure_training_stream(data_config, tokenizer=None) -> tuple[dict, int]:
+    """(the compute ratios of a run's training stream, its window in the arch's units), exactly as
+    the run's DataModule measures them; cached on disk by the selection's fingerprint, so a plan
+    is quick to redo (the BPE tokenizer is cached by the same data, and the trial reuses it)."""
+    import hashlib
+    import json
+
+    from aunet_lab.data.datamodule import AUNetDataModule, select_documents
+
+    data_config = copy.deepcopy(data_config)
+    dm = AUNetDataModule(data_config)
+    docs = {lang: dm._docs(lang, "train") for lang in data_config.mixture}
+    selection = select_documents(docs, data_config.mixture, dm.budget, data_config.seed, data_config.max_epochs)
+    arm = f"bpe-{data_config.vocab_size}-{tokenizer.path.name if tokenizer is not None else 'own'}" \
+        if data_config.arch == "bpe" else f"aunet-{data_config.split}"
+    key = hashlib.sha256(f"{selection.fingerprint()}\x00{arm}\x00{data_config.window_bytes}\x00"
+                         f"{data_config.window_tokens}".encode()).hexdigest()[:20]
+    path = dm.cache / "measured" / f"{key}.json"
+    if path.is_file():
+        try:
+            found = json.loads(path.read_text())
+            return found["measured"], int(found["window"])
+        except (OSError, ValueError, KeyError):
+            pass
+    dm.tokenizer = tokenizer
+    measured = dm.build_train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"measured": measured, "window": dm.window}))
+    tmp.replace(path)
+    return measured, dm.window
+
+
+def model_config_of(config: TrainConfig):
+    """The model config a run of ``config`` builds (FLOPs need no weights)."""
+    if config.model.arch == "bpe":
+        from aunet_lab.models import TransformerConfig
+
+        b = config.model.bpe
+        return TransformerConfig(config.data.vocab_size, b.dim, b.layers, b.heads, b.window, b.ffn_dim, b.rope_theta,
+                                 b.ffn_multiple_of)
+    return config.model.aunet
+
+
+def trial_flops(config: TrainConfig, model=None, tokenizer=None) -> tuple[float, int]:
+    """FLOPs per byte a trial of ``config`` will log (its own training stream measured, the same
+    function training uses), and its window in the model's units."""
+    from aunet_lab.models.sizing import model_flops
+
+    data = copy.deepcopy(config.data)
+    data.arch = config.model.arch
+    measured, window = measure_training_stream(data, tokenizer)
+    return model_flops(model or model_config_of(config), window, measured).total, window
+
+
+def warm_start_tokenizer(spec: StudySpec, cell: Cell, plans: list) -> object | None:
+    """A warm-started BPE cell trains with its pretraining cell's tokenizer: the plan measures its
+    stream with that tokenizer once the pretraining cell has a finished trial (else with its own)."""
+    if cell.arch != "bpe" or not cell.pretrain:
+        return None
+    from aunet_lab.data.bpe import load_tokenizer
+
+    for found in sorted((spec.folder / "runs").glob(f"{cell.pretrain}-t*/tokenizer.json")):
+        return load_tokenizer(found)
+    return None
 
 
 def _seconds_per_step(model_config, batch: int, window: int, pooled: dict) -> float:
@@ -219,8 +294,7 @@ def _seconds_per_step(model_config, batch: int, window: int, pooled: dict) -> fl
         args = (ids[:, :-1], levels[:, :-1])
     else:
         model = TokenTransformer(model_config)
-        length = max(2, int(window / pooled["bytes_per_token"]))
-        ids = torch.randint(0, model_config.vocab_size, (batch, length + 1))
+        ids = torch.randint(0, model_config.vocab_size, (batch, window + 1))
         args = (ids[:, :-1],)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     best = float("inf")
@@ -256,6 +330,28 @@ def plan_table(spec: StudySpec, plans: list[CellPlan]):
         if spec.pretrain:
             rows[-1]["warm start"] = c.pretrain or "-"
     return pd.DataFrame(rows)
+
+
+def plan_json(spec: StudySpec, plans: list[CellPlan]) -> dict:
+    """The plan as data: every cell (arch, shape, parameters, FLOPs per byte, bytes, steps,
+    learning-rate range, estimated seconds, and ``refused`` with its reason or null) and the
+    study's estimated hours with one worker."""
+    cells = []
+    for p in plans:
+        c = p.cell
+        est = p.estimated_seconds(sum(spec.trials_wanted(c)))
+        cells.append({
+            "cell": c.id, "arch": c.arch, "budget": c.budget_label, "budget_kind": c.budget_kind,
+            "mixture": dict(c.mixture), "seed": c.seed, "split": c.split if c.arch != "bpe" else None,
+            "vocab_size": c.vocab_size if c.arch == "bpe" else None, "shape": p.shape, "params": p.params,
+            "flops_per_byte": None if math.isnan(p.flops_per_byte) else p.flops_per_byte, "bytes": p.bytes,
+            "compute": None if math.isnan(p.compute) else p.compute, "epochs": p.epochs, "steps": p.steps,
+            "trials": sum(spec.trials_wanted(c)), "lr_range": list(p.lr_range), "lr_law_clamped": p.lr_clamped,
+            "estimated_seconds": est, "pretrain": c.pretrain or None,
+            "refused": "; ".join(p.refusals) if p.refusals else None,
+        })
+    total = sum(p.estimated_seconds(sum(spec.trials_wanted(p.cell))) or 0 for p in plans if p.feasible)
+    return {"study": spec.name, "spec": str(spec.path), "cells": cells, "estimated_hours": total / 3600}
 
 
 def _duration(seconds: float) -> str:

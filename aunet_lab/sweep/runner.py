@@ -273,7 +273,7 @@ class StudyRunner:
 
     def _tell_complete(self, study, trial_id: int, number: int, result: dict) -> None:
         storage = study._storage
-        for key in ("run_id", "objective", "test", "val", "checkpoint"):
+        for key in ("run_id", "objective", "test", "val", "checkpoint", "flops_per_byte"):
             if key in result:
                 storage.set_trial_user_attr(trial_id, key, result[key])
         study.tell(number, result["objective"], skip_if_finished=True)
@@ -306,12 +306,21 @@ class StudyRunner:
         init_from = self.warm_start(plan) if cell.pretrain else None
         if init_from:
             tags["aunet.pretrain_cell"] = cell.pretrain
+        plan_fpb = plan.flops_per_byte
+        if repeat_seed is not None or (init_from and cell.arch == "bpe"):
+            # Another seed selects other documents (and BPE a warm start's tokenizer): this trial's
+            # own stream, measured by the planner's function before it starts.
+            from aunet_lab.sweep.plan import trial_flops
+            from aunet_lab.training.run import tokenizer_beside
+
+            tokenizer = tokenizer_beside(init_from) if init_from and cell.arch == "bpe" else None
+            plan_fpb, _ = trial_flops(config, None, tokenizer)
         job = {"config": to_plain(config), "storage": self.storage_url, "study": study_name(spec, cell.id),
                "trial_id": trial._trial_id, "number": trial.number, "parent_run_id": self.parent_run_id,
                "tags": tags, "objective": self._objective(cell),
                "heartbeat": [spec.faults.heartbeat_interval, spec.faults.grace_period],
                "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"},
-               "init_from": init_from,
+               "init_from": init_from, "params": {"plan.flops_per_byte": repr(plan_fpb)},
                "evaluate": dataclasses.asdict(spec.evaluate) if spec.evaluate.suite else None}
         (trial_dir / "trial.json").write_text(json.dumps(job, indent=1, default=str))
         for key, value in (("trial_dir", str(trial_dir)), ("run_name", config.tracking.run_name)):
@@ -479,11 +488,14 @@ def study_summary(spec: StudySpec, plans: list[CellPlan], studies: dict):
         trials = [t for t in studies[cell.id].get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
         tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
         best = best_trial(tuning)
+        logged_fpb = best.user_attrs.get("flops_per_byte") if best else None
         states = [t.state for t in trials]
         finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for s in states)
         row = {"cell": cell.id, "arch": cell.arch, "budget": cell.budget_label, "mixture": cell.mixture_name,
                "seed": cell.seed, "shape": plan.shape, "params": plan.params, "bytes": plan.bytes,
-               "compute": plan.compute, "best_trial": best.number if best else None,
+               # Compute as the run logged it (data.budget x compute/flops_per_byte), like the report.
+               "flops_per_byte": logged_fpb, "compute": plan.bytes * logged_fpb if logged_fpb else None,
+               "best_trial": best.number if best else None,
                "lr": best.params["lr"] if best else None,
                "val_objective": best.value if best else None,
                "test_bpb": (best.user_attrs.get("test") or {}).get("test/bpb") if best else None,

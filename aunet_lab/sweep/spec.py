@@ -417,8 +417,11 @@ def _check_base(spec: StudySpec, check: _Checker) -> None:
     from aunet_lab.config import config_from_dict
     from aunet_lab.models.aunet import ConfigError as ModelConfigError
 
+    from aunet_lab.data.datamodule import DataConfigError
+
     try:
-        config_from_dict(spec.base, f"{spec.path}: base")
+        # The data section's own checks too: an objective on test text, a bad evaluation cap.
+        config_from_dict(spec.base, f"{spec.path}: base").data.validate()
         for arch, shape in spec.models.items():
             check.mapping(shape, f"models.{arch}")
             section = "bpe" if arch == "bpe" else "aunet"
@@ -426,6 +429,8 @@ def _check_base(spec: StudySpec, check: _Checker) -> None:
                              f"{spec.path}: models.{arch}")
     except ModelConfigError as err:
         raise ConfigError(f"{spec.path}: {err}") from None
+    except DataConfigError as err:
+        raise ConfigError(f"{spec.path}: base.{err}") from None
     for arch, shape in spec.models.items():
         if arch != "bpe":
             stages = len(shape.get("stages", []))

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     base = {"trial": job["number"], "run_name": config.tracking.run_name}
     try:
         result = train(config, resume=resume, init_from=job.get("init_from"), parent_run_id=job["parent_run_id"],
-                       extra_tags=job["tags"],
+                       extra_tags=job["tags"], extra_params=job.get("params"),
                        callbacks=[pruning],
                        on_run_created=(lambda run_id: trial.set_user_attr("mlflow_run_id", run_id)) if trial else None)
     except optuna.TrialPruned as err:
@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = job["evaluate"]
         results, out = evaluate(str(checkpoint), spec["suite"], spec.get("languages") or config.data.eval_languages,
-                                spec["per_task"], None)
+                                spec["per_task"], None, eval_bytes=config.data.eval_caps()["test"])
         log_to_run(str(checkpoint), config.tracking.tracking_uri, results, out)
     write_result(trial_dir, {**base, "status": "complete", "objective": value, "val": result.val,
+                             "flops_per_byte": result.flops_per_byte,
                              "test": result.test, "run_id": result.run_id, "steps": result.steps,
                              "checkpoint": str(checkpoint.resolve())})
     return 0

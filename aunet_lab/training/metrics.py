@@ -29,11 +29,15 @@ class BitsPerByte(torchmetrics.Metric):
         super().__init__(**kwargs)
         self.add_state("nll", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("nbytes", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        # Sum over scored bytes of the bytes of history each had (for the mean context in bytes).
+        self.add_state("history", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, nll: torch.Tensor, target_bytes: torch.Tensor) -> None:
+    def update(self, nll: torch.Tensor, target_bytes: torch.Tensor, history: torch.Tensor | None = None) -> None:
         counted = target_bytes > 0
         self.nll += (nll.double() * counted).sum()
         self.nbytes += target_bytes.long().sum()
+        if history is not None:
+            self.history += (history.double() * target_bytes.double()).sum()
 
     def compute(self) -> torch.Tensor:
         return self.nll / (math.log(2) * self.nbytes.clamp(min=1))

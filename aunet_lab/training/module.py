@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from aunet_lab.config import TrainConfig
 from aunet_lab.models import AUNet, TokenTransformer, TransformerConfig
-from aunet_lab.models.sizing import flops_per_byte
+from aunet_lab.models.sizing import model_flops
 from aunet_lab.training.metrics import BitsPerByte, token_nll
 
 
@@ -38,17 +38,17 @@ class NonFiniteLoss(RuntimeError):
 
 class LMModule(pl.LightningModule):
     def __init__(self, config: TrainConfig, max_steps: int, vocab_size: int | None = None,
-                 bytes_per_token: float | None = None, val_languages: list[str] | None = None,
+                 measured: dict | None = None, val_languages: list[str] | None = None,
                  test_languages: list[str] | None = None, window: int = 1024):
+        """``measured``: the training stream's compute ratios (``measure_stream``); without them
+        (a model built only to score) FLOPs use the paper's default bytes per unit."""
         super().__init__()
         self.config = config
         self.max_steps_total = max_steps
         self.model = build_model(config, vocab_size)
         self.is_aunet = isinstance(self.model, AUNet)
         self.inner = torch.compile(self.model) if config.trainer.compile else self.model
-        seq = window
-        report = flops_per_byte(self.model.config, seq, bytes_per_token=bytes_per_token or 4.56) if not self.is_aunet \
-            else flops_per_byte(self.model.config, seq)
+        report = model_flops(self.model.config, window, measured)
         self.flops_per_byte = report.total
         self.head_flops_per_byte = report.head
         self.val_languages = list(val_languages or [])
@@ -137,7 +137,7 @@ class LMModule(pl.LightningModule):
         if not languages:
             return
         nll = token_nll(self.logits(batch), batch["targets"])
-        metrics[languages[dataloader_idx]].update(nll, batch["target_bytes"])
+        metrics[languages[dataloader_idx]].update(nll, batch["target_bytes"], batch.get("history"))
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._eval_step(batch, dataloader_idx, self.val_bpb, self.val_languages)
@@ -149,14 +149,17 @@ class LMModule(pl.LightningModule):
         out, nll, nbytes = {}, 0.0, 0
         for lang, metric in metrics.items():
             with metric.sync_context(should_sync=self._trainer is not None and self.trainer.world_size > 1):
-                lang_nll, lang_bytes = float(metric.nll), int(metric.nbytes)  # summed over processes
+                # summed over processes
+                lang_nll, lang_bytes, history = float(metric.nll), int(metric.nbytes), float(metric.history)
             metric.reset()
             if lang_bytes == 0:
                 continue
             out[f"{prefix}/bpb/{lang}"] = lang_nll / (math.log(2) * lang_bytes)
+            out[f"{prefix}/bytes/{lang}"] = float(lang_bytes)
+            out[f"{prefix}/context_bytes/{lang}"] = history / lang_bytes
             nll += lang_nll
             nbytes += lang_bytes
-        per_lang = [v for k, v in out.items()]
+        per_lang = [v for k, v in out.items() if k.startswith(f"{prefix}/bpb/")]
         if nbytes:
             out[f"{prefix}/bpb"] = nll / (math.log(2) * nbytes)  # micro: all bytes pooled
             out[f"{prefix}/bpb_macro"] = sum(per_lang) / len(per_lang)

@@ -45,6 +45,7 @@ class RunResult:
     val: dict
     test: dict
     steps: int
+    flops_per_byte: float | None = None  # logged as compute/flops_per_byte (the one source of compute)
 
 
 def run_name(config: TrainConfig) -> str:
@@ -142,7 +143,9 @@ def is_launcher_process() -> bool:
 
 def train(config: TrainConfig, resume: bool = False, init_from: str | None = None, parent_run_id: str | None = None,
           extra_tags: dict | None = None, callbacks: list | None = None,
-          on_run_created=None) -> RunResult:
+          on_run_created=None, extra_params: dict | None = None) -> RunResult:
+    """Train ``config``; ``extra_params`` are logged with the run's parameters (a sweep trial's
+    ``plan.flops_per_byte``)."""
     import warnings
 
     import lightning.pytorch as pl
@@ -183,10 +186,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     steps_per_pass = math.ceil(len(dm.train_set) / config.data.batch_size / accumulate)
     max_steps = config.trainer.max_steps or steps_per_pass
     vocab = dm.tokenizer.vocab_size if dm.tokenizer is not None else None
-    bytes_per_token = None
-    if dm.tokenizer is not None:
-        bytes_per_token = config.data.window_bytes / dm.window
-    module = LMModule(config, max_steps, vocab, bytes_per_token, dm.eval_language_order(config.data.eval_split),
+    module = LMModule(config, max_steps, vocab, dm.measured, dm.eval_language_order(config.data.eval_split),
                       dm.eval_language_order("test"), dm.window)
     if init_state is not None:
         try:
@@ -226,8 +226,9 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         params = {k: ("null" if v is None else str(v))[:6000] for k, v in flatten(to_plain(config)).items()}
         params.update({"model.non_embedding_params": str(sum(p.numel() for n, p in module.model.named_parameters()
                                                             if "tok_embeddings" not in n and "output" not in n)),
-                       "compute.flops_per_byte": f"{module.flops_per_byte:.6g}", "trainer.max_steps_resolved": str(max_steps),
-                       "data.window": str(dm.window)})
+                       "compute.flops_per_byte": repr(module.flops_per_byte),
+                       "trainer.max_steps_resolved": str(max_steps), "data.window": str(dm.window),
+                       **{k: str(v) for k, v in (extra_params or {}).items()}})
         from mlflow.entities import Param
 
         items = [Param(k, v) for k, v in params.items()]
@@ -235,6 +236,9 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
             client.log_batch(run_id, params=items[i : i + 100])
         (run_dir / "config.yaml").write_text(dump_yaml(config))
         client.log_artifact(run_id, str(run_dir / "config.yaml"))
+        # Which held-out documents every language is scored on: the same for every arm and seed.
+        (run_dir / "eval_documents.json").write_text(json.dumps(dm.eval_docs, indent=1, ensure_ascii=False))
+        client.log_artifact(run_id, str(run_dir / "eval_documents.json"))
         if dm.tokenizer is not None:
             shutil.copy(dm.tokenizer.path, run_dir / "tokenizer.json")
             client.log_artifact(run_id, str(run_dir / "tokenizer.json"))
@@ -271,7 +275,6 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
         val_check_interval=(val_every * accumulate) if val_every else None, check_val_every_n_epoch=None,
         num_sanity_val_steps=0, max_epochs=-1, log_every_n_steps=config.trainer.log_every,
-        limit_val_batches=config.trainer.limit_val_batches, limit_test_batches=config.trainer.limit_test_batches,
         use_distributed_sampler=False,  # the DataModule splits the stream across processes itself
     )
     status, final_loss = "FINISHED", None
@@ -322,7 +325,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     if history:
         final_loss = sorted(history, key=lambda m: m.step)[-1].value
     return RunResult(run_id, run_dir, status, final_loss, getattr(module, "last_val", {}),
-                     getattr(module, "last_test", {}), trainer.global_step)
+                     getattr(module, "last_test", {}), trainer.global_step, module.flops_per_byte)
 
 
 def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> None:
@@ -377,15 +380,12 @@ def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, st
 
 def tokenizer_beside(checkpoint: str | Path):
     """The BPE tokenizer a BPE checkpoint was trained with (``tokenizer.json`` in its run folder)."""
-    from tokenizers import Tokenizer
-
-    from aunet_lab.data.bpe import BPETokenizer, token_byte_lengths
+    from aunet_lab.data.bpe import load_tokenizer
 
     tok_path = Path(checkpoint).parent / "tokenizer.json"
     if not tok_path.is_file():
         raise CheckpointError(f"checkpoint {checkpoint}: the BPE tokenizer {tok_path} is missing beside it")
-    raw = Tokenizer.from_file(str(tok_path))
-    return BPETokenizer(raw, token_byte_lengths(raw), tok_path)
+    return load_tokenizer(tok_path)
 
 
 def load_trained(path: str | Path):
