@@ -315,3 +315,39 @@ def test_vocabulary_and_split_axes_only_multiply_the_arm_they_concern(udhr):
                                 axes__mixture={"en": {"en": 1.0}}))
     ids = sorted(c.id for c in spec.cells())
     assert ids == ["aunet2-6KB-en-script", "aunet2-6KB-en-word", "bpe-6KB-en-v300", "bpe-6KB-en-v500"]
+
+
+def test_logged_flops_per_byte_is_the_plans_for_every_arm_chinese_text_and_a_repeat_seed(udhr):
+    """One source of compute: the planner measures each trial's own training stream with the
+    function training uses; every run logs exactly the plan's FLOPs per byte (the repeat seed
+    selects other documents and is measured for its own stream), and the summary's compute is the
+    logged value times the bytes."""
+    from aunet_lab.sweep.plan import base_config, ensure_prepared, plan_study
+
+    root, manifest = udhr
+    path = write_spec(root, manifest, "flops", axes__data_budget=["4KB"], base__data__window_bytes=256, axes__mixture={"zh": {"zh-CN": 1.0}},
+                      tune__trials=1, tune__repeat_seeds=[7], pruner={"name": "none"})
+    spec = load_spec(path)
+    ensure_prepared(spec, base_config(spec))
+    plans = {p.cell.id: p for p in plan_study(spec, time_steps=False)}
+    planned = json.loads(cli("sweep", str(path), "--plan", "--json").stdout)
+    assert {c["cell"]: c["flops_per_byte"] for c in planned["cells"]} == {k: p.flops_per_byte for k, p in plans.items()}
+    assert all(c["refused"] is None for c in planned["cells"]) and planned["estimated_hours"] > 0
+    result = cli("sweep", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = _mlflow(root)
+    exp = client.get_experiment_by_name("flops")
+    children = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("mlflow.parentRunId")]
+    assert sorted((r.data.tags["aunet.arch"], r.data.tags["aunet.role"]) for r in children) == [
+        ("aunet", "repeat"), ("aunet", "tuning"), ("bpe", "repeat"), ("bpe", "tuning")]
+    for r in children:
+        logged = r.data.metrics["compute/flops_per_byte"]
+        planned_here = float(r.data.params["plan.flops_per_byte"])
+        assert logged == pytest.approx(planned_here, rel=1e-9)
+        if r.data.tags["aunet.role"] == "tuning":
+            assert planned_here == plans[r.data.tags["aunet.cell"]].flops_per_byte
+        else:  # another seed, other documents: its own measurement, not the tuning trial's
+            assert planned_here != plans[r.data.tags["aunet.cell"]].flops_per_byte
+    summary = {row["cell"]: row for row in _read_csv(root / "studies" / "flops" / "summary.csv")}
+    for cell, p in plans.items():
+        assert float(summary[cell]["compute"]) == pytest.approx(p.bytes * p.flops_per_byte, rel=1e-9)

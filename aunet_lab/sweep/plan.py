@@ -171,11 +171,21 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
         if not refusals and n_bytes > 0:
             from aunet_lab.data.datamodule import DataConfigError
 
+            tokenizer = warm_start_tokenizer(spec, cell, plans)
             try:
-                fpb, units = trial_flops(config, model, warm_start_tokenizer(spec, cell, plans))
+                fpb, units = trial_flops(config, model, tokenizer)
+                # A compute budget buys budget / FLOPs-per-byte bytes, and the FLOPs per byte are
+                # those of the stream those bytes make: a few rounds reach the fixed point.
+                for _ in range(3 if cell.budget_kind == "compute" else 0):
+                    again = int(cell.budget / fpb)
+                    if again == n_bytes:
+                        break
+                    n_bytes = config.data.budget = again
+                    fpb, units = trial_flops(config, model, tokenizer)
             except DataConfigError as err:
                 refusals.append(str(err))
         compute = fpb * n_bytes
+        epochs = {lang: cell.mixture[lang] * n_bytes / max(available.get(lang, 0), 1) for lang in cell.mixture}
         batch_bytes = config.data.batch_size * window
         if n_bytes < batch_bytes:
             refusals.append(f"budget below one batch: {n_bytes:,} bytes < {config.data.batch_size} x {window} bytes")
