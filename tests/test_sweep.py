@@ -82,6 +82,12 @@ def cli(*args, timeout=900):
     ({"axes__compute_budget": [1e12]}, "axes: give exactly one of data_budget"),
     ({"models__aunet2__stages": [{"dim": 32, "layers": 1, "heads": 2}]}, "models.aunet2.stages: aunet2 needs 2 stages"),
     ({"base__optim__lr": "fast"}, "optim.lr: expected a number"),
+    ({"base__trainer__limit_val_batches": 4}, "trainer.limit_val_batches: no longer supported; evaluation is capped "
+                                               "in UTF-8 bytes over whole documents, the same for every arm: use "
+                                               "data.eval_bytes"),
+    ({"base__data__eval_split": "test"}, "data.eval_split: test would select on test text"),
+    ({"base__data__eval_bytes": {"tst": "4KB"}}, "data.eval_bytes.tst: unknown split (expected val or test)"),
+    ({"base__data__eval_bytes": "lots"}, "data.eval_bytes: expected a size such as 250KB"),
 ])
 def test_malformed_spec_fails_before_training_naming_the_key(udhr, change, expected):
     root, manifest = udhr

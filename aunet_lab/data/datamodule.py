@@ -316,17 +316,20 @@ class FromIndexSampler(Sampler):
 
 
 class StridedSampler(Sampler):
-    """Evaluation: process ``rank`` takes windows ``rank, rank + world, ...``; no padding, so every
-    window is counted exactly once over all processes."""
+    """Evaluation: process ``rank`` takes windows ``rank, rank + world, ...``, every window exactly
+    once over all processes. Each process gets the same number of windows (every forward pass of a
+    sharded model is a collective): the short ones are topped up with index ``n``, a row that
+    scores nothing (:class:`EvalWindows` returns it blank)."""
 
     def __init__(self, n: int, rank: int = 0, world: int = 1):
         self.n, self.rank, self.world = n, rank, world
 
     def __iter__(self):
-        return iter(range(self.rank, self.n, self.world))
+        own = list(range(self.rank, self.n, self.world))
+        return iter(own + [self.n] * (len(self) - len(own)))
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.n, self.world))
+        return -(-self.n // self.world)
 
 
 def _lightning_base():

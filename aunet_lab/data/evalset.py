@@ -127,6 +127,16 @@ class EvalWindows(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict:
+        if i == self.n:  # a blank row that tops up a process's share (StridedSampler): scores nothing
+            item = {"input_ids": torch.zeros(self.window, dtype=torch.long),
+                    "targets": torch.full((self.window,), IGNORE, dtype=torch.long),
+                    "target_bytes": torch.zeros(self.window, dtype=torch.long),
+                    "history": torch.zeros(self.window, dtype=torch.long)}
+            if self.language is not None:
+                item["lang"] = self.language
+            if self.levels is not None:
+                item["levels"] = torch.zeros(self.window, dtype=torch.long)
+            return item
         item = {"input_ids": self.inputs[i].long(), "targets": self.targets[i].long(),
                 "target_bytes": self.target_bytes[i].long(), "history": self.history[i]}
         if self.language is not None:
