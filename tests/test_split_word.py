@@ -49,14 +49,15 @@ def _paper_stable_positions(text):
 
 
 def _is_moved_newline(text, j):
-    """The documented deviation: the first newline of a whitespace run that began with other
-    whitespace carries the boundary the paper put (unstably) on the run's first character."""
+    """The documented deviation: a newline after other whitespace carries the boundary the paper
+    put (unstably) earlier in the whitespace run, also when that run follows a newline
+    ('.\r\n \n': ours on the last newline, the paper's on the run that began at the first)."""
     if text[j] not in "\r\n":
         return False
     i = j - 1
     while i >= 0 and text[i].isspace() and text[i] not in "\r\n":
         i -= 1
-    return i < j - 1 and (i < 0 or not text[i].isspace())
+    return i < j - 1
 
 
 def _assert_agrees_where_paper_is_stable(text):

@@ -139,7 +139,7 @@ def _row(client, r, metric: str, languages: list[str] | None) -> dict:
     window_bytes = _float(params.get("data.window_bytes"))
     row["bytes_per_token"] = (window_bytes / data_window) if arch == "bpe" and data_window and window_bytes else None
     for key, value in metrics.items():
-        if key.startswith(("test/bpb/", "val/bpb/", "aunet/units_per_byte/", "aunet/dropped/", "eval/chars",
+        if key.startswith(("test/bpb/", "val/bpb/", "test/bytes/", "test/context_bytes/", "aunet/units_per_byte/", "aunet/dropped/", "eval/chars",
                            "eval/diagnostics/")):
             row[key] = value
     return row

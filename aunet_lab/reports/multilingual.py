@@ -22,10 +22,11 @@ def training_languages(best, arch: str) -> dict[str, set[str]]:
             for m in set(rows["mixture"])}
 
 
-def transfer_matrix(best, languages: list[str], arch: str) -> pd.DataFrame:
-    """Test BPB of ``arch``: one row per training mixture (single languages first, then families and
-    a warm start's pretraining mixture), one column per evaluation language; each mixture's largest
-    budget, mean over cells with that mixture (splits, vocabularies)."""
+def transfer_matrix(best, languages: list[str], arch: str, metric: str = "test/bpb") -> pd.DataFrame:
+    """Test BPB of ``arch`` (or another per-language test metric, such as ``test/context_bytes``):
+    one row per training mixture (single languages first, then families and a warm start's
+    pretraining mixture), one column per evaluation language; each mixture's largest budget, mean
+    over cells with that mixture (splits, vocabularies)."""
     rows = best[best["arch"] == arch]
     mixtures = sorted(set(rows["mixture"]), key=lambda m: (m not in languages, m))
     out = pd.DataFrame(np.nan, index=mixtures, columns=languages)
@@ -33,7 +34,7 @@ def transfer_matrix(best, languages: list[str], arch: str) -> pd.DataFrame:
         mine = rows[rows["mixture"] == mixture]
         mine = mine[mine["bytes"] == mine["bytes"].max()] if mine["bytes"].notna().any() else mine
         for lang in languages:
-            col = f"test/bpb/{lang}"
+            col = f"{metric}/{lang}"
             if col in mine and mine[col].notna().any():
                 out.loc[mixture, lang] = mine[col].mean()
     return out
@@ -54,6 +55,12 @@ def fig_transfer(best, languages: list[str]):
              if a != "bpe" and "bpe" in matrices}
     panels = [(ARCH_LABEL[a], matrices[a], "viridis_r") for a in archs]
     panels += [(f"{ARCH_LABEL[a]} minus BPE", d, "RdBu_r") for a, d in diffs.items()]
+    if "bpe" in matrices:
+        # BPE's history in bytes shrinks where its tokenizer's tokens are short (scripts it never
+        # saw): a property of BPE, shown beside the scores and not corrected.
+        context = transfer_matrix(best, languages, "bpe", "test/context_bytes")
+        if np.isfinite(context.to_numpy(float)).any():
+            panels.append(("BPE mean history (bytes)", context, "cividis"))
     fig, axes = plt.subplots(1, len(panels), figsize=(max(PAGE[0], 4.2 * len(panels)), PAGE[1]), squeeze=False)
     fig.suptitle("Transfer: test bits per byte, training mixture (rows) x evaluation language (columns)",
                  fontsize=15)
@@ -64,6 +71,8 @@ def fig_transfer(best, languages: list[str]):
         values = matrix.to_numpy(float)
         if cmap == "RdBu_r":
             _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:+.1f}", cmap)
+        elif cmap == "cividis":
+            _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.0f}", cmap)
         else:
             im = _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.1f}", cmap)
             im.set_clim(vmin, vmax)
@@ -289,6 +298,14 @@ def findings(best, languages: list[str]) -> list[str]:
                            + (f"{np.mean(on):+.3f} on the training languages ({len(on)} cells)" if on else "")
                            + ("; " if on and off else "")
                            + (f"{np.mean(off):+.3f} on the other languages ({len(off)} cells)" if off else "") + ".")
+    history = {a: transfer_matrix(targets, languages, a, "test/context_bytes") for a in _archs(targets)}
+    if "bpe" in history and len(history) > 1:
+        on, off = _transfer_entries(targets, history["bpe"], "bpe")
+        others = [v for a, m in history.items() if a != "bpe" for v in sum(_transfer_entries(targets, m, a), [])]
+        if on and off and others:
+            out.append(f"Mean history per scored byte: BPE {np.mean(on):.0f} bytes on its training languages, "
+                       f"{np.mean(off):.0f} on the others; the byte-level arms {np.mean(others):.0f} (context is "
+                       "matched in bytes of training text; BPE's shrinks where its tokens are short).")
     aunet = targets[targets["arch"] != "bpe"]
     if aunet["split"].nunique() > 1:
         from aunet_lab.reports.build import _with_script
