@@ -111,7 +111,8 @@ def main(argv=None) -> int:
     from aunet_lab.data.corpus import prepare
     from aunet_lab.data.manifest import load_manifest
     from aunet_lab.demo import write_embedded_corpus
-    from aunet_lab.models.sizing import flops_per_byte, preset_config
+    from aunet_lab.models.sizing import model_flops, preset_config
+    from aunet_lab.sweep.plan import measure_training_stream
     from aunet_lab.training.arms import matched_models, with_model
     from aunet_lab.training.callbacks import load_peak, measure_peak_flops, save_peak
 
@@ -146,11 +147,9 @@ def main(argv=None) -> int:
             model = models[arch]
             config = with_model(base_config(root, manifest, args, precision), model)
             config.trainer.peak_flops = peaks[precision]
-            if arch == "bpe":
-                fpb = flops_per_byte(model, int(args.window / pooled["bytes_per_token"]),
-                                     bytes_per_token=pooled["bytes_per_token"])
-            else:
-                fpb = flops_per_byte(model, args.window, pooled["bytes_per_unit"][: model.n_stages])
+            # The run's own FLOPs per byte: its training stream measured as training measures it.
+            stream, window = measure_training_stream(dataclasses.replace(config.data, arch=config.model.arch))
+            fpb = model_flops(model, window, stream)
             runs = [one_run(config, f"{arch}-{precision}-{r}", args.skip) for r in range(args.repeats)]
             row = {"arch": arch, "precision": precision, "shape": _shape(model),
                    "flops_per_byte": fpb.total, "head_flops_per_byte": fpb.head, "runs": runs}

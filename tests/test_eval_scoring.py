@@ -65,12 +65,14 @@ def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
 
     make_corpus(tmp_path, ["en", "fr"], 40, (4, 10), (2, 5), {"val": 0.15, "test": 0.15, "seed": 0}, "corpus")
     path = write_config(tmp_path, f"eval-{arch}", arch=arch, data__mixture={"en": 0.5, "fr": 0.5},
-                        trainer__max_steps=10, trainer__val_every=10, trainer__checkpoint_every=10, trainer__samples=0)
+                        trainer__max_steps=10, trainer__val_every=10, trainer__checkpoint_every=10, trainer__samples=0,
+                        data__eval_bytes={"test": "600B"})
     result = train(load_config(path))
     out = tmp_path / "eval-out"
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(result.run_dir / "final.ckpt"),
-                          "--per-task", "3", "--out", str(out), "--tracking-uri", uri], capture_output=True, text=True,
+                          "--per-task", "3", "--out", str(out), "--tracking-uri", uri, "--eval-bytes", "600B"],
+                         capture_output=True, text=True,
                          timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"logged to MLflow run {result.run_id}" in run.stdout
@@ -80,8 +82,9 @@ def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
     assert logged.data.metrics["eval/test/bpb/en"] == pytest.approx(result.test["test/bpb/en"], rel=1e-6)
     assert any(k.startswith("eval/chars/fr/") for k in logged.data.metrics)
     bpb = json.loads((out / "bpb.json").read_text())
-    for key in ("test/bpb", "test/bpb/en", "test/bpb/fr"):
+    for key in ("test/bpb", "test/bpb/en", "test/bpb/fr", "test/bytes/en", "test/bytes/fr"):
         assert bpb[key] == pytest.approx(result.test[key], rel=1e-6), key  # the same model, the same bytes
+    assert 600 <= bpb["test/bytes/en"] < 1200  # whole documents up to the cap, not the whole split
     import pandas as pd
 
     chars = pd.read_csv(out / "chars.csv")
@@ -111,11 +114,19 @@ def test_eval_command_reproduces_the_runs_test_bpb(tmp_path, arch):
     scores = {}
     for name, manifest in (("copy", tmp_path / "corpus.yaml"), ("different", different)):
         assert main(["eval", str(result.run_dir / "final.ckpt"), "--suite", "bpb", "--manifest",
-                     str(other_corpus(name, manifest)), "--tracking-uri", uri]) == 0
+                     str(other_corpus(name, manifest)), "--tracking-uri", uri, "--eval-bytes", "600B"]) == 0
         scores[name] = json.loads((result.run_dir / f"eval-{name}" / "bpb.json").read_text())
     for key in ("test/bpb/en", "test/bpb/fr"):
         assert scores["copy"][key] == pytest.approx(result.test[key], rel=1e-6), key
         assert scores["different"][key] != pytest.approx(result.test[key], rel=1e-3), key
+    # Without --eval-bytes, the whole test split.
+    assert main(["eval", str(result.run_dir / "final.ckpt"), "--suite", "bpb", "--manifest",
+                 str(tmp_path / "copy.yaml"), "--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "bpb.json").read_text())
+    from aunet_lab.data.corpus import documents
+
+    texts = [d["text"] for d in documents(load_manifest(tmp_path / "copy.yaml"), "en", "test", tmp_path / "cache")]
+    assert whole["test/bytes/en"] == sum(len(t.encode()) for t in texts) > scores["copy"]["test/bytes/en"]
     logged = MlflowClient(uri).get_run(result.run_id).data.metrics
     assert logged["eval/different/test/bpb/en"] == pytest.approx(scores["different"]["test/bpb/en"])
     import contextlib

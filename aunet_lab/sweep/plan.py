@@ -321,24 +321,26 @@ def _seconds_per_step(model_config, batch: int, window: int, pooled: dict) -> fl
 
 
 def plan_table(spec: StudySpec, plans: list[CellPlan]):
-    """The plan as a pandas frame, one row per cell."""
+    """The plan as a pandas frame, one row per cell (the values of :func:`plan_json`, formatted)."""
     import pandas as pd
 
+    def num(value, fmt):
+        return "-" if value is None else format(value, fmt)
+
     rows = []
-    for p in plans:
-        c = p.cell
-        est = p.estimated_seconds(sum(spec.trials_wanted(c)))
+    for c in plan_json(spec, plans)["cells"]:
+        lo, hi = c["lr_range"]
         rows.append({
-            "cell": c.id, "arch": c.arch, "budget": c.budget_label, "mixture": c.mixture_name,
-            "vocab": c.vocab_size if c.arch == "bpe" else "", "seed": c.seed, "shape": p.shape,
-            "params": p.params, "flops/byte": f"{p.flops_per_byte:.3g}", "bytes": p.bytes,
-            "compute": f"{p.compute:.3g}", "epochs": f"{max(p.epochs.values()):.2f}", "steps": p.steps,
-            "lr range": f"{p.lr_range[0]:.2g}-{p.lr_range[1]:.2g}" + (" (law clamped)" if p.lr_clamped else ""),
-            "est. time": _duration(est) if est is not None else "-",
-            "status": "ok" if p.feasible else "REFUSED: " + "; ".join(p.refusals),
+            "cell": c["cell"], "arch": c["arch"], "budget": c["budget"], "mixture": c["mixture"],
+            "vocab": c["vocab_size"] or "", "seed": c["seed"], "shape": c["shape"], "params": c["params"],
+            "flops/byte": num(c["flops_per_byte"], ".3g"), "bytes": c["bytes"], "compute": num(c["compute"], ".3g"),
+            "epochs": f"{max(c['epochs'].values()):.2f}", "steps": c["steps"],
+            "lr range": f"{lo:.2g}-{hi:.2g}" + (" (law clamped)" if c["lr_law_clamped"] else ""),
+            "est. time": _duration(c["estimated_seconds"]) if c["estimated_seconds"] is not None else "-",
+            "status": "ok" if c["refused"] is None else "REFUSED: " + c["refused"],
         })
         if spec.pretrain:
-            rows[-1]["warm start"] = c.pretrain or "-"
+            rows[-1]["warm start"] = c["pretrain"] or "-"
     return pd.DataFrame(rows)
 
 
@@ -352,7 +354,7 @@ def plan_json(spec: StudySpec, plans: list[CellPlan]) -> dict:
         est = p.estimated_seconds(sum(spec.trials_wanted(c)))
         cells.append({
             "cell": c.id, "arch": c.arch, "budget": c.budget_label, "budget_kind": c.budget_kind,
-            "mixture": dict(c.mixture), "seed": c.seed, "split": c.split if c.arch != "bpe" else None,
+            "mixture": c.mixture_name, "weights": dict(c.mixture), "seed": c.seed, "split": c.split if c.arch != "bpe" else None,
             "vocab_size": c.vocab_size if c.arch == "bpe" else None, "shape": p.shape, "params": p.params,
             "flops_per_byte": None if math.isnan(p.flops_per_byte) else p.flops_per_byte, "bytes": p.bytes,
             "compute": None if math.isnan(p.compute) else p.compute, "epochs": p.epochs, "steps": p.steps,
