@@ -204,6 +204,9 @@ def test_smoke_study_end_to_end(udhr):
             assert tags.get(key), (key, tags)
         assert r.info.status in ("FINISHED", "KILLED")
         assert (r.info.status == "KILLED") == (tags.get("aunet.status") == "pruned")
+        # One source of compute, on a two-language mixture too: the run logs the plan's FLOPs per byte.
+        assert r.data.metrics["compute/flops_per_byte"] == pytest.approx(float(r.data.params["plan.flops_per_byte"]),
+                                                                         rel=1e-9)
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"spec", "summary.csv", "summary.md"} <= artifacts
 

@@ -232,8 +232,8 @@ def measure_training_stream(data_config, tokenizer=None) -> tuple[dict, int]:
     dm = AUNetDataModule(data_config)
     docs = {lang: dm._docs(lang, "train") for lang in data_config.mixture}
     selection = select_documents(docs, data_config.mixture, dm.budget, data_config.seed, data_config.max_epochs)
-    arm = f"bpe-{data_config.vocab_size}-{tokenizer.path.name if tokenizer is not None else 'own'}" \
-        if data_config.arch == "bpe" else f"aunet-{data_config.split}"
+    given = hashlib.sha256(Path(tokenizer.path).read_bytes()).hexdigest() if tokenizer is not None else "own"
+    arm = f"bpe-{data_config.vocab_size}-{given}" if data_config.arch == "bpe" else f"aunet-{data_config.split}"
     key = hashlib.sha256(f"{selection.fingerprint()}\x00{arm}\x00{data_config.window_bytes}\x00"
                          f"{data_config.window_tokens}".encode()).hexdigest()[:20]
     path = dm.cache / "measured" / f"{key}.json"
