@@ -222,7 +222,20 @@ def cmd_train(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    import math
+
     from aunet_lab.training.run import CheckpointError, generate_from_checkpoint
+
+    if args.max_new < 1:
+        raise UserError(f"--max-new: expected at least 1 byte, got {args.max_new}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UserError(f"--temperature: expected a number >= 0 (0: greedy), got {args.temperature}")
+    if not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
+        raise UserError(f"--top-p: expected a number in (0, 1], got {args.top_p}")
+    try:
+        args.prompt.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 reach argv as lone surrogates
+        raise UserError("--prompt: not valid UTF-8 text") from None
 
     try:
         text = generate_from_checkpoint(args.checkpoint, args.prompt, args.max_new, args.temperature, args.top_p,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -56,6 +58,21 @@ class OptimConfig:
     grad_clip: float = 1.0
     accumulate: int = 1
 
+    def __post_init__(self):
+        _check(self.lr > 0, "lr", "a positive learning rate", self.lr)
+        _check(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "two numbers in [0, 1)",
+               self.betas)
+        _check(self.eps > 0, "eps", "a positive number", self.eps)
+        _check(self.warmup_steps >= 0, "warmup_steps", "an integer >= 0", self.warmup_steps)
+        _check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "a number in [0, 1]", self.min_lr_ratio)
+        _check(self.grad_clip >= 0, "grad_clip", "a number >= 0 (0: no clipping)", self.grad_clip)
+        _check(self.accumulate >= 1, "accumulate", "an integer >= 1", self.accumulate)
+
+
+PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true", "64")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
 
 @dataclass
 class TrainerConfig:
@@ -90,6 +107,22 @@ class TrainerConfig:
     def __post_init__(self):
         from aunet_lab.training.strategy import SHARDING, STRATEGIES
 
+        _check(self.max_steps is None or self.max_steps >= 1, "max_steps", "an integer >= 1 or null (one pass)",
+               self.max_steps)
+        _check(self.val_every >= 0, "val_every", "an integer >= 0 (0: validate at the end only)", self.val_every)
+        _check(self.log_every >= 1, "log_every", "an integer >= 1", self.log_every)
+        _check(self.checkpoint_every >= 1, "checkpoint_every", "an integer >= 1", self.checkpoint_every)
+        _check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
+        _check(self.accelerator in ACCELERATORS, "accelerator", f"one of {', '.join(ACCELERATORS)}", self.accelerator)
+        devices_ok = (self.devices >= 1 or self.devices == -1) if isinstance(self.devices, int) else \
+            (self.devices == "auto" or re.fullmatch(r"-1|[0-9]+(,[0-9]+)*,?", self.devices) is not None)
+        _check(devices_ok and self.devices not in ("0",), "devices", "a count >= 1, -1 (all), auto or a list "
+               "such as 0,1", self.devices)
+        _check(self.num_nodes >= 1, "num_nodes", "an integer >= 1", self.num_nodes)
+        _check(self.samples >= 0 and self.sample_bytes >= 0, "samples", "counts >= 0",
+               (self.samples, self.sample_bytes))
+        _check(self.peak_flops is None or self.peak_flops > 0, "peak_flops", "a positive number or null",
+               self.peak_flops)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.sharding not in SHARDING:
@@ -162,19 +195,33 @@ def _convert(value: Any, tp, where: str, source: str):
             raise ConfigError(f"{source}: {where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        number = value
         if isinstance(value, str):
             try:  # YAML 1.1 reads 3e-3 (no dot) as a string
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: {where}: expected a number, got {value!r}")
-        return float(value)
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise ConfigError(f"{source}: {where}: expected a number, got {_short(value)}")
+        if not math.isfinite(number):  # a NaN learning rate or weight trains nothing useful, silently
+            raise ConfigError(f"{source}: {where}: expected a finite number, got {_short(value)}")
+        return float(number)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check(condition: bool, key: str, expected: str, value: Any) -> None:
+    if not condition:
+        raise ValueError(f"{key}: expected {expected}, got {_short(value)}")
 
 
 def _unknown(key: str, known: list[str], where: str, source: str) -> ConfigError:
@@ -209,6 +256,8 @@ def _build(cls, data: Any, where: str, source: str):
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
         message = str(err).split("\n")[0]
+        if where and message.split(":", 1)[0] in fields:  # "max_steps: ..." -> "trainer.max_steps: ..."
+            raise ConfigError(f"{source}: {where}.{message}") from None
         raise ConfigError(f"{source}: {where or '(top level)'}: {message}") from None
 
 
@@ -260,7 +309,9 @@ def load_config(path: str | Path | None, cls=None, overrides: list[str] | None =
         from aunet_lab.yamlio import read_yaml
 
         path = Path(path)
-        data = read_yaml(path, ConfigError, "config file") or {}
+        data = read_yaml(path, ConfigError, "config file")
+        if data is None or data == {}:  # an empty file would silently train the whole default
+            raise ConfigError(f"{path}: the config file is empty (expected at least a model or data section)")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: (top level): expected a mapping")
     for item in overrides or []:

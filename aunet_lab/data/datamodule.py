@@ -96,6 +96,10 @@ class DataConfig:
         for key in ("window_bytes", "batch_size", "vocab_size"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) <= 0:
                 raise DataConfigError(f"data.{key}: expected a positive integer, got {getattr(self, key)!r}")
+        if self.window_bytes < 8:
+            raise DataConfigError(f"data.window_bytes: expected at least 8 bytes of context, got {self.window_bytes}")
+        if self.window_tokens is not None and self.window_tokens < 2:
+            raise DataConfigError(f"data.window_tokens: expected at least 2 tokens or null, got {self.window_tokens}")
         if self.max_epochs <= 0:
             raise DataConfigError(f"data.max_epochs: expected a positive number, got {self.max_epochs!r}")
         if self.eval_split == "test":
