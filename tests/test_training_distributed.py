@@ -101,4 +101,4 @@ def test_unknown_strategy_is_a_config_error(corpus, tmp_path):
     path = write_config(root, "bad-strategy", trainer__strategy="fsdp3")
     result = cli("train", str(path))
     assert result.returncode == 2
-    assert "trainer: strategy: expected one of auto, ddp, fsdp, fsdp2, got 'fsdp3'" in result.stderr
+    assert "trainer.strategy: expected one of auto, ddp, fsdp, fsdp2, got 'fsdp3'" in result.stderr
