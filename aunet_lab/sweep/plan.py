@@ -241,14 +241,17 @@ def measure_training_stream(data_config, tokenizer=None) -> tuple[dict, int]:
         try:
             found = json.loads(path.read_text())
             return found["measured"], int(found["window"])
-        except (OSError, ValueError, KeyError):
-            pass
+        except (OSError, ValueError, KeyError):  # a damaged cache entry: measure again and rewrite it
+            path.unlink(missing_ok=True)
     dm.tokenizer = tokenizer
     measured = dm.build_train()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"measured": measured, "window": dm.window}))
-    tmp.replace(path)
+    import tempfile
+
+    # Several sweep workers may plan at once: each writes its own temporary file, then renames it.
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as fh:
+        fh.write(json.dumps({"measured": measured, "window": dm.window}))
+    Path(fh.name).replace(path)
     return measured, dm.window
 
 

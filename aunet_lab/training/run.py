@@ -157,6 +157,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     from aunet_lab.training.module import LMModule, NonFiniteLoss
 
     config.data.arch = config.model.arch
+    config.data.validate()  # before any folder or run exists
     name = run_name(config)
     run_dir = Path(config.output_dir) / name
     _ensure_writable(run_dir)
