@@ -16,6 +16,15 @@ class UserError(Exception):
     """A problem with what the user asked for: reported as one line, exit status 2."""
 
 
+MAX_ERROR_CHARS = 300
+
+
+def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """A user error as one line of at most ``limit`` characters (a value in it may be long)."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of usage + message
         raise UserError(f"{self.prog}: {message}")
@@ -198,6 +207,7 @@ def cmd_train(args) -> int:
     from aunet_lab.data.datamodule import DataConfigError
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.models.aunet import ConfigError as ModelConfigError
+    from aunet_lab.training.faults import Interrupted
     from aunet_lab.training.module import NonFiniteLoss
     from aunet_lab.training.run import CheckpointError, TrackingError, train
 
@@ -214,6 +224,10 @@ def cmd_train(args) -> int:
     except NonFiniteLoss as err:
         print(f"error: training stopped: {err} (recorded on the MLflow run as aunet.failure)", file=sys.stderr)
         return 1
+    except Interrupted as err:
+        print(f"{err.describe()}; the MLflow run is KILLED; continue it with: aunet-lab train {args.config} "
+              f"--resume", file=sys.stderr)
+        return err.exit_code
     if result.final_loss is None:  # a second process of a multi-process run: the first one reports
         return 0
     summary = ", ".join(f"{k} {v:.4f}" for k, v in {**result.val, **result.test}.items() if k.count("/") == 1)
@@ -562,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(one_line(f"error: {err}"), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

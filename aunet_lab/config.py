@@ -174,25 +174,25 @@ def _convert(value: Any, tp, where: str, source: str):
                 errors.append(err)
         raise errors[-1] if len(errors) == 1 else ConfigError(
             f"{source}: {where}: expected {' or '.join(_type_name(a) for a in args if a is not type(None))}"
-            f"{' or null' if type(None) in args else ''}, got {value!r}")
+            f"{' or null' if type(None) in args else ''}, got {_short(value)}")
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where, source)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{source}: {where}: expected a list, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected a list, got {_short(value)}")
         return [_convert(v, args[0] if args else Any, f"{where}[{i}]", source) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected a mapping, got {_short(value)}")
         kt, vt = args if args else (Any, Any)
         return {_convert(k, kt, f"{where}", source): _convert(v, vt, f"{where}.{k}", source) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{source}: {where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected true or false, got {_short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: {where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected an integer, got {_short(value)}")
         return value
     if tp is float:
         number = value
@@ -208,14 +208,19 @@ def _convert(value: Any, tp, where: str, source: str):
         return float(number)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{source}: {where}: expected a string, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected a string, got {_short(value)}")
         return value
     return value
 
 
 def _short(value: Any, limit: int = 60) -> str:
     """A value for an error message, cut to ``limit`` characters."""
-    text = repr(value)
+    import reprlib
+
+    # reprlib: a value built from aliases may be huge; its full repr is never made.
+    cut = reprlib.Repr()
+    cut.maxlevel, cut.maxlist, cut.maxdict, cut.maxstring, cut.maxother = 3, 4, 4, limit, limit
+    text = cut.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -236,7 +241,7 @@ def _build(cls, data: Any, where: str, source: str):
     if dataclasses.is_dataclass(data):
         data = dataclasses.asdict(data)
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {where or '(top level)'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{source}: {where or '(top level)'}: expected a mapping, got {_short(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -318,8 +323,12 @@ def load_config(path: str | Path | None, cls=None, overrides: list[str] | None =
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE")
+        from aunet_lab.yamlio import YAMLBoundsError, parse_yaml
+
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
+        except YAMLBoundsError as err:
+            raise ConfigError(f"--set {key.strip()}: {err}") from None
         except yaml.YAMLError:
             value = raw
         _set_path(data, key.strip(), value, "--set", cls)

@@ -195,11 +195,15 @@ class Preparer:
             done = load_stats(final)
             if done is not None and all((final / f"{s}.jsonl").is_file() for s in SPLITS):
                 actual = {s: file_sha256(final / f"{s}.jsonl") for s in SPLITS}
-                _check(manifest, tag, expected, actual)
-                self.progress(f"{tag}: already prepared, checked")
-                results[tag] = done
-                lock["text_sha256"][tag] = actual
-                continue
+                if not _differs(expected, actual):
+                    self.progress(f"{tag}: already prepared, checked")
+                    results[tag] = done
+                    lock["text_sha256"][tag] = actual
+                    continue
+                # The cached text no longer matches what was locked: the cache is damaged (the
+                # source was not read again). Rebuild it from the source; the lock then decides.
+                self.progress(f"{tag}: prepared text in {final} does not match the lock (damaged cache); "
+                              "rebuilding it from the source")
             work = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{tag}-"))
             try:
                 stats = self.build_language(tag, work)
@@ -220,16 +224,43 @@ class Preparer:
         return results
 
 
-def _check(manifest: Manifest, tag: str, expected: dict | None, actual: dict) -> None:
-    if not expected:
-        return
+def _differs(expected: dict | None, actual: dict) -> str | None:
+    """The first split whose text differs from the lock's sha256, or None."""
     for split in SPLITS:
-        if expected.get(split) and expected[split] != actual.get(split):
+        if expected and expected.get(split) and expected[split] != actual.get(split):
+            return split
+    return None
+
+
+def _check(manifest: Manifest, tag: str, expected: dict | None, actual: dict) -> None:
+    """Text just built from the source against the lock: a difference means the source changed."""
+    split = _differs(expected, actual)
+    if split:
+        raise CorpusError(
+            f"checksum mismatch for {tag}/{split} of {manifest.name}: text built from the source now is "
+            f"{actual.get(split, '')[:12]}..., the lock {manifest.lock_path} says {expected[split][:12]}...; the "
+            f"source changed: to accept the new text, delete the {tag} entry under text_sha256 in the lock"
+        )
+
+
+_VERIFIED: dict[Path, tuple[int, int]] = {}  # prepared files checked against the lock in this process
+
+
+def verify_prepared(manifest: Manifest, tag: str, split: str, path: Path) -> None:
+    """A prepared file against its lock entry, once per process (and again if the file changes):
+    a truncated or edited cache is refused with how to re-prepare it."""
+    stat = path.stat()
+    if _VERIFIED.get(path) == (stat.st_size, stat.st_mtime_ns):
+        return
+    expected = (read_lock(manifest)["text_sha256"].get(tag) or {}).get(split)
+    if expected:
+        actual = file_sha256(path)
+        if actual != expected:
             raise CorpusError(
-                f"checksum mismatch for {tag}/{split} of {manifest.name}: the lock {manifest.lock_path} says "
-                f"{expected[split][:12]}..., the prepared text is {actual.get(split, '')[:12]}...; the source "
-                "changed: delete that language's lock entry to accept the new text"
-            )
+                f"{path}: the prepared text ({stat.st_size:,} bytes, sha256 {actual[:12]}...) does not match the "
+                f"lock {manifest.lock_path} ({expected[:12]}...): the cache is damaged; re-prepare it with: "
+                f"aunet-lab data prepare {manifest.path} --languages {tag}")
+    _VERIFIED[path] = (stat.st_size, stat.st_mtime_ns)
 
 
 def file_sha256(path: Path) -> str:
@@ -257,6 +288,7 @@ def documents(manifest: Manifest, tag: str, split: str, cache: Path | None = Non
     path = corpus_dir(manifest, Path(cache) if cache else default_cache()) / tag / f"{split}.jsonl"
     if not path.is_file():
         raise CorpusError(f"{manifest.name}: {tag}/{split} is not prepared (run: aunet-lab data prepare {manifest.path})")
+    verify_prepared(manifest, tag, split, path)
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             yield json.loads(line)

@@ -189,12 +189,11 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
 
 def read_lock(manifest: Manifest) -> dict:
     path = manifest.lock_path
-    if not path.is_file():
+    from aunet_lab.yamlio import read_yaml
+
+    if not path.exists():
         return {"manifest": manifest.name, "packages": {}, "text_sha256": {}}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ManifestError(f"{path}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    data = read_yaml(path, ManifestError, "lock file") or {}
     _expect(isinstance(data, dict) and isinstance(data.get("text_sha256", {}), dict), path, "text_sha256",
             "expected a mapping language -> split -> sha256")
     data.setdefault("packages", {})

@@ -3,6 +3,7 @@ latter two, so every process that opens a study rebuilds them from the same spec
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -11,26 +12,99 @@ def storage_url(url: str | None, folder: Path) -> str:
     return url or str(Path(folder) / "optuna.journal")
 
 
-def open_storage(url: str, heartbeat: tuple[int, int] = (30, 120)):
-    """A journal file (a path) or an RDB storage (``sqlite:///...``, ``postgresql://...``); RDB
-    storages other than SQLite get heartbeats (``heartbeat`` = interval, grace period in seconds)."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+class StorageError(ValueError):
+    """An Optuna storage that cannot be used; one line naming it."""
 
-    if "://" not in url:
-        path = Path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
-    kwargs = {}
+
+RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+
+
+def _writable_folder(folder: Path, what: str) -> None:
+    """``folder`` exists (or can be made: its nearest existing ancestor is a writable folder)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StorageError(f"{what}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StorageError(f"{what}: {probe} is not writable")
+
+
+def _driver_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         import importlib.util
 
         if importlib.util.find_spec("psycopg2") is None:  # SQLAlchemy's default driver; psycopg 3 is ours
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if not url.startswith("sqlite"):
-        kwargs = {"engine_kwargs": {"pool_pre_ping": True}, "heartbeat_interval": heartbeat[0],
-                  "grace_period": heartbeat[1]}
-    return optuna.storages.RDBStorage(url, **kwargs)
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def check_storage(url: str) -> None:
+    """Refuse, in one line, a storage that cannot work, creating nothing: a journal path whose folder
+    cannot be written, an unknown scheme, an SQLite file in a missing folder, an unreachable server."""
+    what = f"--storage {url}"
+    if "://" not in url:
+        path = Path(url)
+        if path.is_dir():
+            raise StorageError(f"{what}: is a folder (a journal storage is a file path)")
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise StorageError(f"{what}: the journal file is not readable and writable")
+        _writable_folder(path.parent, what)
+        return
+    scheme = url.split("://", 1)[0].split("+", 1)[0]
+    if scheme not in RDB_SCHEMES:
+        raise StorageError(f"{what}: unknown storage (expected a journal file path, sqlite:///PATH or "
+                           "postgresql://USER@HOST/DB)")
+    if scheme == "sqlite":
+        db = url.split("://", 1)[1]
+        if not db.startswith("/") or db in ("/", "/:memory:"):
+            raise StorageError(f"{what}: expected sqlite:///PATH/FILE.db (an in-memory study is lost at exit)")
+        db_path = Path(db[1:])  # sqlite:///rel.db, sqlite:////abs.db
+        if not db_path.parent.is_dir():
+            raise StorageError(f"{what}: folder {db_path.parent} does not exist")
+        if db_path.is_dir():
+            raise StorageError(f"{what}: {db_path} is a folder")
+        return
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(_driver_url(url), connect_args={"connect_timeout": 5}
+                                          if scheme.startswith("postgres") else {})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as err:
+        raise StorageError(f"{what}: cannot connect ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+
+
+def open_storage(url: str, heartbeat: tuple[int, int] = (30, 120)):
+    """A journal file (a path) or an RDB storage (``sqlite:///...``, ``postgresql://...``); RDB
+    storages other than SQLite get heartbeats (``heartbeat`` = interval, grace period in seconds).
+    Any failure to open it is a StorageError."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    check_storage(url)
+    try:
+        if "://" not in url:
+            path = Path(url)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        kwargs = {}
+        url = _driver_url(url)
+        if not url.startswith("sqlite"):
+            kwargs = {"engine_kwargs": {"pool_pre_ping": True}, "heartbeat_interval": heartbeat[0],
+                      "grace_period": heartbeat[1]}
+        return optuna.storages.RDBStorage(url, **kwargs)
+    except StorageError:
+        raise
+    except Exception as err:
+        raise StorageError(f"--storage {url}: cannot open ({_first_line(err)})") from None
 
 
 def build_sampler(spec, cell_index: int):

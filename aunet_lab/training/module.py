@@ -67,9 +67,9 @@ class LMModule(pl.LightningModule):
             return self.inner(batch["input_ids"], batch.get("levels"))
         return self.inner(batch["input_ids"])
 
-    def _record(self, metrics: dict, step: int | None = None) -> None:
+    def _record(self, metrics: dict, step: int | None = None, once: bool = False) -> None:
         if self.tracker is not None and self.trainer.is_global_zero:
-            self.tracker.log(metrics, self.global_step if step is None else step)
+            self.tracker.log(metrics, self.global_step if step is None else step, once)
 
     def training_step(self, batch: dict, batch_idx: int):
         logits = self.logits(batch)
@@ -143,6 +143,10 @@ class LMModule(pl.LightningModule):
         self._eval_step(batch, dataloader_idx, self.val_bpb, self.val_languages)
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        if batch_idx == 0 and dataloader_idx == 0:
+            from aunet_lab.training.faults import reach
+
+            reach("test")
         self._eval_step(batch, dataloader_idx, self.test_bpb, self.test_languages)
 
     def _summarise(self, metrics, prefix: str) -> dict[str, float]:
@@ -178,7 +182,7 @@ class LMModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.last_test = self._summarise(self.test_bpb, "test")
-        self._record(self.last_test)
+        self._record(self.last_test, once=True)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

@@ -94,15 +94,19 @@ def _precision(choice: str) -> str:
     return "32-true"
 
 
-def _checkpoint_callback(run_dir: Path, every: int, val_every: int):
+def _checkpoint_callback(run_dir: Path, every: int, val_every: int, stop=None):
     import lightning.pytorch as pl
+
+    from aunet_lab.training.faults import Interrupted, reach
 
     class CheckpointAndCommit(pl.Callback):
         """Saves ``last.ckpt`` atomically every ``every`` optimizer steps (after the validation of that
-        step, if any) and then writes the buffered metrics to MLflow."""
+        step, if any) and then writes the buffered metrics to MLflow. On a stop request (``stop``, a
+        StopRequest) it saves at the next optimizer step and raises Interrupted."""
 
         def __init__(self):
             self.saved_step = -1
+            self.seen_step = -1
 
         def _save(self, trainer, module):
             step = trainer.global_step
@@ -119,15 +123,33 @@ def _checkpoint_callback(run_dir: Path, every: int, val_every: int):
                 os.replace(tmp, run_dir / "last.ckpt")
             self.saved_step = step
 
+        def _stop(self, trainer, module):
+            self._save(trainer, module)
+            raise Interrupted(stop.signum, trainer.global_step, saved=True)
+
+        def on_train_start(self, trainer, module):
+            self.seen_step = trainer.global_step
+
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             step = trainer.global_step
-            if step and step % every == 0 and not (val_every and step % val_every == 0):
+            stepped, self.seen_step = step != self.seen_step, step  # an optimizer step just ended
+            validating = bool(val_every and step % val_every == 0)
+            if step and step % every == 0 and not validating:
                 self._save(trainer, module)
+            if stepped:
+                module.commit_step_metrics()
+                reach(f"step:{step}")
+                if stop is not None and stop.signum is not None and not validating and step < trainer.max_steps:
+                    self._stop(trainer, module)
 
         def on_validation_end(self, trainer, module):
             step = trainer.global_step
-            if not trainer.sanity_checking and trainer.state.fn == "fit" and step and step % every == 0:
+            if trainer.sanity_checking or trainer.state.fn != "fit" or not step:
+                return
+            if step % every == 0:
                 self._save(trainer, module)
+            if stop is not None and stop.signum is not None and step < trainer.max_steps:
+                self._stop(trainer, module)
 
     return CheckpointAndCommit()
 
@@ -145,7 +167,21 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
           extra_tags: dict | None = None, callbacks: list | None = None,
           on_run_created=None, extra_params: dict | None = None) -> RunResult:
     """Train ``config``; ``extra_params`` are logged with the run's parameters (a sweep trial's
-    ``plan.flops_per_byte``)."""
+    ``plan.flops_per_byte``). SIGTERM and SIGINT stop it at the next optimizer step with a
+    checkpoint there, the MLflow run KILLED, and :class:`Interrupted` raised."""
+    from aunet_lab.training.faults import StopRequest
+
+    with StopRequest() as stop:
+        return _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_run_created,
+                      extra_params, stop)
+
+
+def _trainer_error(err: Exception) -> ConfigError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return ConfigError(f"trainer: {first[:200]}")
+
+
+def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_run_created, extra_params, stop):
     import warnings
 
     import lightning.pytorch as pl
@@ -154,8 +190,10 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     from lightning.pytorch.callbacks import RichProgressBar
 
     from aunet_lab.data.datamodule import AUNetDataModule
+    from aunet_lab.training.faults import Interrupted, reach
     from aunet_lab.training.module import LMModule, NonFiniteLoss
 
+    # Everything that can be refused is checked before the MLflow run exists.
     config.data.arch = config.model.arch
     config.data.validate()  # before any folder or run exists
     name = run_name(config)
@@ -165,16 +203,29 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     client = client_for(uri)  # fails here, before any training, if the store cannot be reached
 
     last = run_dir / "last.ckpt"
+    marker = run_dir / "mlflow_run_id"
     ckpt_path = None
     run_id = None
     if resume:
-        if not last.is_file():
-            raise CheckpointError(f"--resume: no checkpoint {last} (train without --resume first)")
-        checkpoint = load_checkpoint(last)  # validates before Lightning touches it
-        run_id = (run_dir / "mlflow_run_id").read_text().strip() if (run_dir / "mlflow_run_id").is_file() else None
-        ckpt_path = str(last)
-        del checkpoint
-    init_state = load_checkpoint(init_from)["state_dict"] if init_from else None
+        run_id = marker.read_text().strip() if marker.is_file() else None
+        if run_id:
+            try:
+                client.get_run(run_id)
+            except Exception:
+                print(f"note: --resume: MLflow run {run_id} is not in {uri}; starting a new run", file=sys.stderr)
+                run_id = None
+        if last.is_file():
+            load_checkpoint(last)  # validates before Lightning touches it
+            ckpt_path = str(last)
+        else:  # killed before its first checkpoint: nothing to continue, start again from step 0
+            print(f"note: --resume: no checkpoint in {run_dir} yet; training from step 0"
+                  + (f" in the same MLflow run {run_id}" if run_id else ""), file=sys.stderr)
+    init_state = None
+    if init_from:
+        source = load_checkpoint(init_from)
+        if not isinstance(source, dict) or "aunet_lab" not in source or "state_dict" not in source:
+            raise CheckpointError(f"--init-from {init_from}: not a checkpoint written by aunet-lab train")
+        init_state = source["state_dict"]
 
     pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
     dm = AUNetDataModule(config.data)
@@ -198,7 +249,41 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         if missing:
             raise CheckpointError(f"--init-from {init_from}: weights do not fit this model (missing {missing[0]})")
 
-    exp = experiment_id(client, config.tracking.experiment, uri)
+    val_every = config.trainer.val_every
+    from aunet_lab.data.corpus import default_cache
+    from aunet_lab.training.callbacks import Throughput, load_peak
+    from aunet_lab.training.strategy import build_strategy
+
+    precision = _precision(config.trainer.precision)
+    device = "cuda" if torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu"
+    dtype = "bfloat16" if precision.startswith("bf16") else "float32"
+    peak = config.trainer.peak_flops or load_peak(Path(config.data.cache or default_cache()), dtype, device)
+    # Throughput first: its numbers join the step's metrics before the checkpoint commits them.
+    callbacks = [Throughput(peak), _checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every, stop),
+                 *(callbacks or [])]
+    progress = config.trainer.progress and sys.stderr.isatty()
+    if progress:
+        callbacks.append(RichProgressBar())
+    try:
+        trainer = pl.Trainer(
+            max_steps=max_steps, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
+            strategy=build_strategy(config.trainer), num_nodes=config.trainer.num_nodes,
+            precision=precision, gradient_clip_val=config.optim.grad_clip or None,
+            accumulate_grad_batches=accumulate, deterministic=config.trainer.deterministic, logger=False,
+            callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+            val_check_interval=(val_every * accumulate) if val_every else None, check_val_every_n_epoch=None,
+            num_sanity_val_steps=0, max_epochs=-1, log_every_n_steps=config.trainer.log_every,
+            use_distributed_sampler=False,  # the DataModule splits the stream across processes itself
+        )
+    except (ValueError, RuntimeError, TypeError) as err:  # Lightning's MisconfigurationException too
+        raise _trainer_error(err) from None
+    single = trainer.world_size == 1
+    if single:
+        # One process: the stop request saves a checkpoint at the next step (Lightning's own SIGTERM
+        # flag would end the loop first, without one). Several processes keep Lightning's, which
+        # all ranks agree on.
+        trainer._signal_connector._sigterm_notifier_fn = lambda signum, frame: None
+
     tags = {
         "aunet.arch": config.model.arch,
         "aunet.stages": str(config.model.aunet.n_stages if config.model.arch == "aunet" else 0),
@@ -215,72 +300,36 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     main = is_launcher_process()
+    reused = run_id is not None
     if not main:
         run_id = run_id or "(rank>0)"
-        logged_through = -1
-    elif run_id is None:
-        run = client.create_run(exp, run_name=name, tags=tags)
-        run_id = run.info.run_id
-        (run_dir / "mlflow_run_id").write_text(run_id + "\n")
-        if on_run_created is not None:
-            on_run_created(run_id)
-        params = {k: ("null" if v is None else str(v))[:6000] for k, v in flatten(to_plain(config)).items()}
-        params.update({"model.non_embedding_params": str(sum(p.numel() for n, p in module.model.named_parameters()
-                                                            if "tok_embeddings" not in n and "output" not in n)),
-                       "compute.flops_per_byte": repr(module.flops_per_byte),
-                       "trainer.max_steps_resolved": str(max_steps), "data.window": str(dm.window),
-                       **{k: str(v) for k, v in (extra_params or {}).items()}})
-        from mlflow.entities import Param
-
-        items = [Param(k, v) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            client.log_batch(run_id, params=items[i : i + 100])
-        (run_dir / "config.yaml").write_text(dump_yaml(config))
-        client.log_artifact(run_id, str(run_dir / "config.yaml"))
-        # Which held-out documents every language is scored on: the same for every arm and seed.
-        (run_dir / "eval_documents.json").write_text(json.dumps(dm.eval_docs, indent=1, ensure_ascii=False))
-        client.log_artifact(run_id, str(run_dir / "eval_documents.json"))
-        if dm.tokenizer is not None:
-            shutil.copy(dm.tokenizer.path, run_dir / "tokenizer.json")
-            client.log_artifact(run_id, str(run_dir / "tokenizer.json"))
-        buffer = MetricBuffer(client, run_id)
-        buffer.log({k: float(v) for k, v in dm.stats().items() if isinstance(v, (int, float))}, 0)
-        buffer.log({"compute/flops_per_byte": module.flops_per_byte}, 0)
-        buffer.flush()
-        logged_through = -1
+    elif not reused:
+        exp = experiment_id(client, config.tracking.experiment, uri)
+        run_id = client.create_run(exp, run_name=name, tags=tags).info.run_id
+        marker.write_text(run_id + "\n")
     else:
         client.set_terminated(run_id, "RUNNING")
-        logged_through = max((m.step for m in client.get_metric_history(run_id, "train/loss")), default=-1)
-    module.tracker = MetricBuffer(client, run_id, logged_through, spill=run_dir / "unlogged_metrics.jsonl") if main else None
-
-    val_every = config.trainer.val_every
-    from aunet_lab.data.corpus import default_cache
-    from aunet_lab.training.callbacks import Throughput, load_peak
-    from aunet_lab.training.strategy import build_strategy
-
-    precision = _precision(config.trainer.precision)
-    device = "cuda" if torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu"
-    dtype = "bfloat16" if precision.startswith("bf16") else "float32"
-    peak = config.trainer.peak_flops or load_peak(Path(config.data.cache or default_cache()), dtype, device)
-    # Throughput first: its numbers join the step's metrics before the checkpoint commits them.
-    callbacks = [Throughput(peak), _checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every),
-                 *(callbacks or [])]
-    progress = config.trainer.progress and sys.stderr.isatty()
-    if progress:
-        callbacks.append(RichProgressBar())
-    trainer = pl.Trainer(
-        max_steps=max_steps, accelerator=config.trainer.accelerator, devices=config.trainer.devices,
-        strategy=build_strategy(config.trainer), num_nodes=config.trainer.num_nodes,
-        precision=precision, gradient_clip_val=config.optim.grad_clip or None,
-        accumulate_grad_batches=accumulate, deterministic=config.trainer.deterministic, logger=False,
-        callbacks=callbacks, enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-        val_check_interval=(val_every * accumulate) if val_every else None, check_val_every_n_epoch=None,
-        num_sanity_val_steps=0, max_epochs=-1, log_every_n_steps=config.trainer.log_every,
-        use_distributed_sampler=False,  # the DataModule splits the stream across processes itself
-    )
+        for key in ("aunet.failure", "aunet.status"):  # from the attempt this one continues
+            if key in client.get_run(run_id).data.tags:
+                client.delete_tag(run_id, key)
+    if main and on_run_created is not None:
+        on_run_created(run_id)
+    module.tracker = None
     status, final_loss = "FINISHED", None
     try:
+        if main:
+            logged_through = -1
+            if ckpt_path is None:  # a new run, or one restarted from step 0
+                _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra_params)
+            else:
+                logged_through = max((m.step for m in client.get_metric_history(run_id, "train/loss")), default=-1)
+            module.tracker = MetricBuffer(client, run_id, logged_through, spill=run_dir / "unlogged_metrics.jsonl")
+        stop.deferred = single
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+        stop.deferred = False
+        if stop.signum is not None:  # arrived during the last step
+            raise Interrupted(stop.signum, trainer.global_step)
+        reach("fit_end")
         if not getattr(module, "last_val", None) and dm.eval_sets.get(config.data.eval_split):
             # No validation ran: a run shorter than val_every (logged like any validation), or one
             # resumed from a checkpoint at its last step, killed while finishing (for the result
@@ -295,9 +344,12 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
                 module.tracker = tracker
         if config.trainer.test_at_end and dm.eval_sets.get("test"):
             trainer.test(module, datamodule=dm, verbose=False)
-        trainer.save_checkpoint(run_dir / "final.ckpt", weights_only=False)  # collective: every process
+        tmp = run_dir / ".final.ckpt.tmp"
+        trainer.save_checkpoint(tmp, weights_only=False)  # collective: every process
+        reach("final_save")
         if not trainer.is_global_zero:
             return RunResult(run_id, run_dir, status, None, {}, {}, trainer.global_step)
+        os.replace(tmp, run_dir / "final.ckpt")
         module.tracker.flush(final=True)
         _final_artifacts(config, module, dm, client, run_id, run_dir, trainer)
     except NonFiniteLoss as err:
@@ -308,10 +360,17 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
             client.set_terminated(run_id, status)
         raise
     except BaseException as err:
-        if module.tracker is not None:
+        stopped = err if isinstance(err, Interrupted) else None
+        if stopped is None and stop.signum is not None:  # Lightning's own stop (several processes)
+            stopped = Interrupted(stop.signum, trainer.global_step)
+        if main:
             try:
-                module.tracker.flush()
-                if type(err).__name__ == "TrialPruned":  # a sweep's pruner stopped it: not a failure
+                if module.tracker is not None:
+                    module.tracker.flush()
+                if stopped is not None:  # KILLED like a pruned trial, told apart by aunet.status
+                    client.set_tag(run_id, "aunet.status", f"killed: {stopped.describe()}")
+                    client.set_terminated(run_id, "KILLED")
+                elif type(err).__name__ == "TrialPruned":  # a sweep's pruner stopped it: not a failure
                     client.set_tag(run_id, "aunet.status", "pruned")
                     client.set_tag(run_id, "aunet.pruned", str(err))
                     client.set_terminated(run_id, "KILLED")
@@ -320,6 +379,8 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
                     client.set_terminated(run_id, "FAILED")
             except Exception:  # the store itself is unreachable: the original error is the one to see
                 pass
+        if stopped is not None and stopped is not err:
+            raise stopped from None
         raise
     client.set_terminated(run_id, status)
     history = client.get_metric_history(run_id, "train/loss")
@@ -327,6 +388,37 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         final_loss = sorted(history, key=lambda m: m.step)[-1].value
     return RunResult(run_id, run_dir, status, final_loss, getattr(module, "last_val", {}),
                      getattr(module, "last_test", {}), trainer.global_step, module.flops_per_byte)
+
+
+def _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra_params) -> None:
+    """Parameters, the resolved config, the evaluation documents, the tokenizer and the data
+    statistics of a run starting at step 0 (again, for a run restarted before its first
+    checkpoint: the same values, and step-0 metrics only if not there yet)."""
+    from mlflow.entities import Param
+
+    params = {k: ("null" if v is None else str(v))[:6000] for k, v in flatten(to_plain(config)).items()}
+    params.update({"model.non_embedding_params": str(sum(p.numel() for n, p in module.model.named_parameters()
+                                                        if "tok_embeddings" not in n and "output" not in n)),
+                   "compute.flops_per_byte": repr(module.flops_per_byte),
+                   "trainer.max_steps_resolved": str(max_steps), "data.window": str(dm.window),
+                   **{k: str(v) for k, v in (extra_params or {}).items()}})
+    have = client.get_run(run_id).data
+    items = [Param(k, v) for k, v in params.items() if k not in have.params]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+    (run_dir / "config.yaml").write_text(dump_yaml(config))
+    client.log_artifact(run_id, str(run_dir / "config.yaml"))
+    # Which held-out documents every language is scored on: the same for every arm and seed.
+    (run_dir / "eval_documents.json").write_text(json.dumps(dm.eval_docs, indent=1, ensure_ascii=False))
+    client.log_artifact(run_id, str(run_dir / "eval_documents.json"))
+    if dm.tokenizer is not None:
+        shutil.copy(dm.tokenizer.path, run_dir / "tokenizer.json")
+        client.log_artifact(run_id, str(run_dir / "tokenizer.json"))
+    if "compute/flops_per_byte" not in have.metrics:
+        buffer = MetricBuffer(client, run_id)
+        buffer.log({k: float(v) for k, v in dm.stats().items() if isinstance(v, (int, float))}, 0)
+        buffer.log({"compute/flops_per_byte": module.flops_per_byte}, 0)
+        buffer.flush()
 
 
 def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> None:

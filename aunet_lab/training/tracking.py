@@ -29,32 +29,51 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+def check_tracking_uri(uri: str) -> None:
+    """Refuse, in one line and creating nothing, a tracking URI that cannot work: an SQLite file in a
+    folder that cannot be made or written, a plain file store, an unknown scheme."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        if db.is_dir():
+            raise TrackingError(f"tracking URI {uri}: {db} is a folder (expected sqlite:///PATH/mlflow.db)")
+        probe = db.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise TrackingError(f"tracking URI {uri}: {probe} is not a folder")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise TrackingError(f"tracking URI {uri}: {probe} is not writable")
+    elif uri.startswith("file:") or "://" not in uri:
+        raise TrackingError(f"tracking URI {uri}: the plain file store is refused by MLflow 3; use "
+                            "sqlite:///PATH/mlflow.db or an MLflow server")
+    elif uri.split("://", 1)[0].split("+", 1)[0] not in ("http", "https", "sqlite", "postgresql", "mysql", "mssql",
+                                                          "databricks"):
+        raise TrackingError(f"tracking URI {uri}: unknown scheme (expected sqlite:///PATH/mlflow.db or "
+                            "http://HOST:PORT)")
+
+
 def client_for(uri: str):
     """An MlflowClient for ``uri``, after checking the store can be reached (before any training)."""
     from mlflow.tracking import MlflowClient
 
+    check_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         db = Path(uri[len("sqlite:///"):])
         try:
             db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise TrackingError(f"tracking URI {uri}: cannot create {db.parent} ({err.strerror})") from None
-        if not os.access(db.parent, os.W_OK):
-            raise TrackingError(f"tracking URI {uri}: {db.parent} is not writable")
     elif uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    elif uri.startswith("file:") or "://" not in uri:
-        raise TrackingError(f"tracking URI {uri}: the plain file store is refused by MLflow 3; use "
-                            "sqlite:///PATH/mlflow.db or an MLflow server")
     import logging
 
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # table creation chatter
         logging.getLogger(name).setLevel(logging.WARNING)
     # No mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which child processes (a sweep's
     # trials, a demo's study) would then take as their store. The URI is always passed explicitly.
-    client = MlflowClient(tracking_uri=uri)
     try:
+        client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as err:  # any failure to reach the store is the user's to fix
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -89,6 +108,8 @@ class MetricBuffer:
         self.spill = Path(spill) if spill else None
         self.final_wait = final_wait
         self.warned = False
+        self._dropped: set[int] = set()
+        self._keys: set[str] | None = None
         # Steps MLflow (or the spill file) already holds (a resumed run replays them from its
         # checkpoint): not logged again.
         self.skip_through = max(skip_through, self._spilled_through())
@@ -99,19 +120,36 @@ class MetricBuffer:
         if self.spill is None or not self.spill.is_file():
             return []
         out = []
-        for line in self.spill.read_text().splitlines():
-            if line.strip():
+        for number, line in enumerate(self.spill.read_text(errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
                 key, value, ts, step = json.loads(line)
-                out.append(Metric(key, value, ts, step))
+                out.append(Metric(str(key), float(value), int(ts), int(step)))
+            except (ValueError, TypeError):  # a write cut off by a kill: that point is lost, not the run
+                if number not in self._dropped:
+                    self._dropped.add(number)
+                    print(f"warning: {self.spill}: line {number} is damaged (cut off by a kill?); dropped",
+                          file=sys.stderr)
         return out
 
     def _spilled_through(self) -> int:
         return max((m.step for m in self._spilled()), default=-1)
 
-    def log(self, metrics: dict[str, float], step: int) -> None:
+    def _present(self) -> set[str]:
+        """Metric keys the run (or the spill file) already holds."""
+        if self._keys is None:
+            self._keys = set(self.client.get_run(self.run_id).data.metrics) | {m.key for m in self._spilled()}
+        return self._keys
+
+    def log(self, metrics: dict[str, float], step: int, once: bool = False) -> None:
+        """``once``: end-of-run metrics (test), logged unless the run already has them, whatever the
+        step (a run resumed at its last step replays no training but still owes its test)."""
         from mlflow.entities import Metric
 
-        if step <= self.skip_through:
+        if once:
+            metrics = {k: v for k, v in metrics.items() if k not in self._present()}
+        elif step <= self.skip_through:
             return
         now = int(time.time() * 1000)
         for key, value in metrics.items():
@@ -127,6 +165,8 @@ class MetricBuffer:
             if self.spill is None:
                 raise
             with self.spill.open("a") as fh:
+                if fh.tell() and not self.spill.read_bytes().endswith(b"\n"):
+                    fh.write("\n")  # a line cut off by a kill stays on its own line
                 for m in self.pending:
                     fh.write(json.dumps([m.key, m.value, m.timestamp, m.step]) + "\n")
             self.pending = []
