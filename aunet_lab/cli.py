@@ -128,12 +128,20 @@ def cmd_data_prepare(args) -> int:
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.data.sources import SourceError
 
+    from aunet_lab.data.corpus import corpus_dir, default_cache
+    from aunet_lab.paths import check_folder
+
     manifest = _manifest(args.manifest)
     languages = _languages_arg(args.languages) or manifest.languages
     unknown = [tag for tag in languages if tag not in manifest.languages]
     if unknown:
         raise UserError(f"{manifest.path}: languages: {unknown[0]!r} is not in this manifest "
                         f"(has: {', '.join(manifest.languages)})")
+    cache = Path(args.cache) if args.cache else default_cache()
+    check_folder(cache, f"--cache {cache}", UserError)
+    check_folder(manifest.lock_path.parent, f"lock {manifest.lock_path}", UserError)
+    if args.check:
+        return _check_prepare(manifest, languages, cache)
     # The live bar goes to a terminal; otherwise (CI, pipes) one line per language on stdout, so
     # stderr carries only a failure's one line.
     console = Console(stderr=True) if sys.stderr.isatty() else Console(file=sys.stdout)
@@ -146,13 +154,26 @@ def cmd_data_prepare(args) -> int:
             if "documents," in message or "already prepared" in message:
                 bar.advance(task)
                 bar.console.print(f"  {message}", highlight=False)
+            elif "damaged cache" in message:
+                bar.console.print(f"  {message}", highlight=False)
 
         try:
-            stats = Preparer(manifest, args.cache, progress).prepare(languages)
+            stats = Preparer(manifest, cache, progress).prepare(languages)
         except (ManifestError, SourceError, CorpusError, UnknownLanguage, ValueError) as err:
             raise UserError(str(err)) from None
     total = sum(sum(s.bytes.values()) for s in stats.values())
     print(f"{manifest.name}: {len(stats)} languages, {total:,} bytes; lock {manifest.lock_path}")
+    return 0
+
+
+def _check_prepare(manifest, languages: list[str], cache: Path) -> int:
+    from aunet_lab.data.corpus import prepared_state
+
+    print(f"check passed: {manifest.path} ({manifest.name}: {manifest.usage}; {manifest.licence}), cache {cache}")
+    for tag in languages:
+        sources = ", ".join(f"{s.name} ({s.kind})" for s in manifest.sources_for(tag))
+        print(f"  {tag}: {prepared_state(manifest, tag, cache)}; sources: {sources}")
+    print("nothing fetched or written (--check)")
     return 0
 
 
@@ -217,6 +238,11 @@ def cmd_train(args) -> int:
             config.tracking.tracking_uri = args.tracking_uri
         if args.output_dir:
             config.output_dir = args.output_dir
+        if args.check:
+            from aunet_lab.training.check import check_training
+
+            print(check_training(config, resume=args.resume, init_from=args.init_from))
+            return 0
         result = train(config, resume=args.resume, init_from=args.init_from)
     except (ConfigError, ModelConfigError, DataConfigError, ManifestError, CorpusError, CheckpointError,
             TrackingError) as err:
@@ -300,7 +326,13 @@ def cmd_sweep(args) -> int:
     from aunet_lab.data.datamodule import DataConfigError
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.sweep.spec import load_spec
+    from aunet_lab.sweep.storage import StorageError
+    from aunet_lab.training.tracking import TrackingError
 
+    if args.workers < 1:
+        raise UserError(f"--workers: expected at least 1, got {args.workers}")
+    if args.check and (args.plan or args.json):
+        raise UserError("--check: validates only; not with --plan or --json")
     console = Console(stderr=True)
     if not console.is_terminal:
         console = Console(stderr=True, width=200)
@@ -315,17 +347,14 @@ def cmd_sweep(args) -> int:
             return _print_plan(spec, console, args.json)
         if args.json:
             raise UserError("--json: only with --plan (the plan as JSON)")
+        if args.check:
+            return _check_sweep(spec, args)
         from aunet_lab.sweep.runner import StudyRunner
-        from aunet_lab.training.run import TrackingError
 
         runner = StudyRunner(spec, args.storage, args.workers, console)
         runner.prepare(args.resume)
-    except (ConfigError, DataConfigError, ManifestError, CorpusError) as err:
+    except (ConfigError, DataConfigError, ManifestError, CorpusError, StorageError, TrackingError) as err:
         raise UserError(str(err)) from None
-    except Exception as err:
-        if type(err).__name__ == "TrackingError":
-            raise UserError(str(err)) from None
-        raise
     total = sum(sum(spec.trials_wanted(p.cell)) for p in runner.plans)
     console.print(f"study {spec.name}: {len(runner.plans)} cells, {total} trials, {runner.workers} worker(s); "
                   f"Optuna storage {runner.storage_url}; MLflow {runner.tracking_uri} (parent run {runner.parent_run_id})",
@@ -338,7 +367,17 @@ def cmd_sweep(args) -> int:
         console.print(f"[{done[0]}] {outcome.cell} trial {outcome.number}: {outcome.state} {value} "
                       f"({outcome.seconds:.0f}s)", highlight=False)
 
-    runner.run(progress)
+    import signal
+
+    previous = {sig: signal.signal(sig, lambda signum, frame: runner.request_stop(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        runner.run(progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if runner.stopping is not None:
+        return _stopped_sweep(runner, args)
     frame = runner.finish()
     table = Table(title=f"study {spec.name}: best trial per cell (validation objective; test BPB of that trial)")
     columns = ["cell", "shape", "lr", "val_objective", "test_bpb", "complete", "pruned", "failed"]
@@ -358,6 +397,58 @@ def cmd_sweep(args) -> int:
         print(f"{unfinished} trial(s) still running in other workers of this study; the last one to finish "
               f"writes the final summary")
     return 0
+
+
+def _check_sweep(spec, args) -> int:
+    from aunet_lab.data.corpus import default_cache, prepared_state
+    from aunet_lab.data.manifest import load_manifest
+    from aunet_lab.paths import check_folder
+    from aunet_lab.sweep.plan import base_config
+    from aunet_lab.sweep.storage import check_storage, storage_url
+    from aunet_lab.training.tracking import check_tracking_uri, resolve_tracking_uri
+
+    base = base_config(spec)
+    check_folder(spec.folder, "output_dir", UserError)
+    storage = storage_url(args.storage, spec.folder)
+    check_storage(storage)
+    uri = resolve_tracking_uri(base.tracking.tracking_uri)
+    check_tracking_uri(uri)
+    manifest = load_manifest(base.data.manifest)
+    missing = [lang for lang in spec.languages() if lang not in manifest.languages]
+    if missing:
+        raise UserError(f"{spec.path}: {missing[0]!r} is not a language of {manifest.path} "
+                        f"(has: {', '.join(manifest.languages)})")
+    cache = Path(base.data.cache or default_cache())
+    cells = spec.cells()
+    total = sum(sum(spec.trials_wanted(c)) for c in cells)
+    print(f"check passed: study {spec.name}: {len(cells)} cells, {total} trials; folder {spec.folder}; "
+          f"Optuna storage {storage}; MLflow {uri}")
+    for cell in cells:
+        print(f"  {cell.id}: {cell.arch}, {cell.budget_kind} budget {cell.budget_label}, mixture {cell.mixture_name}"
+              f" (seed {cell.seed}, {sum(spec.trials_wanted(cell))} trials)")
+    for lang in spec.languages():
+        print(f"  corpus {manifest.name}/{lang}: {prepared_state(manifest, lang, cache)}")
+    print("nothing created, measured or trained (--check); sizes and compute: aunet-lab sweep --plan")
+    return 0
+
+
+def _stopped_sweep(runner, args) -> int:
+    import signal
+
+    from aunet_lab.training.tracking import client_for
+
+    name = signal.Signals(runner.stopping).name
+    interrupted = [o for o in runner.outcomes if o.reason.startswith("interrupted")]
+    try:
+        client = client_for(runner.tracking_uri)
+        client.set_tag(runner.parent_run_id, "aunet.status", f"killed: stopped by {name}")
+        client.set_terminated(runner.parent_run_id, "KILLED")
+    except Exception:
+        pass
+    print(f"stopped by {name}: {len(interrupted)} running trial(s) checkpointed and marked; continue with: "
+          f"aunet-lab sweep {args.study} --resume" + (f" --storage {args.storage}" if args.storage else ""),
+          file=sys.stderr)
+    return 128 + runner.stopping
 
 
 def _fmt(value) -> str:
@@ -435,6 +526,10 @@ def cmd_eval(args) -> int:
     if args.per_task < 1:
         raise UserError(f"--per-task: expected at least 1 item per task, got {args.per_task}")
     languages = [lang.strip() for lang in args.languages.split(",")] if args.languages else None
+    if args.out is not None:
+        from aunet_lab.paths import check_folder
+
+        check_folder(args.out, f"--out {args.out}", UserError)
     eval_bytes = None
     if args.eval_bytes is not None:
         from aunet_lab.data.datamodule import parse_bytes
@@ -494,6 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="path to a manifest YAML (see data_manifests/)")
     p.add_argument("--languages", help="comma-separated subset of the manifest's languages")
     p.add_argument("--cache", type=Path, help="cache folder (default $AUNET_LAB_CACHE or ~/.cache/aunet_lab)")
+    p.add_argument("--check", action="store_true", help="validate the manifest and cache; say what would be fetched "
+                   "and which languages are prepared (checked against the lock); fetch nothing")
     p.set_defaults(func=cmd_data_prepare)
     p = data_sub.add_parser("stats", help="documents, bytes and characters per language and split")
     p.add_argument("manifest", nargs="?", help="a manifest (default: every manifest in data_manifests/)")
@@ -507,6 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="CHECKPOINT", help="warm start: weights only (new optimizer, schedule, data)")
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.add_argument("--output-dir", help="where run folders (checkpoints) go (default: the config's output_dir)")
+    p.add_argument("--check", action="store_true", help="validate the config, corpus, store and folders and print "
+                   "what would train; create no run, train no tokenizer")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("generate", help="generate text from a checkpoint")
     p.add_argument("checkpoint")
@@ -540,6 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the study, or join workers already running it")
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.add_argument("--output-dir", help="where the study's folder goes (default: the spec's output_dir, runs/studies)")
+    p.add_argument("--check", action="store_true", help="validate the spec, storage, store and folders; list the "
+                   "cells; create, train and measure nothing")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="a study's PDF report (fits, figures, tables) from its MLflow runs")

@@ -256,11 +256,26 @@ def verify_prepared(manifest: Manifest, tag: str, split: str, path: Path) -> Non
     if expected:
         actual = file_sha256(path)
         if actual != expected:
+            cache = path.parents[3]  # <cache>/corpora/<manifest>/<tag>/<split>.jsonl
+            option = "" if cache == default_cache() else f" --cache {cache}"
             raise CorpusError(
-                f"{path}: the prepared text ({stat.st_size:,} bytes, sha256 {actual[:12]}...) does not match the "
-                f"lock {manifest.lock_path} ({expected[:12]}...): the cache is damaged; re-prepare it with: "
-                f"aunet-lab data prepare {manifest.path} --languages {tag}")
+                f"{manifest.name} {tag}/{split}: the prepared text does not match the lock (damaged cache); "
+                f"re-prepare: aunet-lab data prepare {manifest.path} --languages {tag}{option}")
     _VERIFIED[path] = (stat.st_size, stat.st_mtime_ns)
+
+
+def prepared_state(manifest: Manifest, tag: str, cache: Path) -> str:
+    """'prepared, matches the lock', 'not prepared', or that the cache is damaged (reads the files)."""
+    folder = corpus_dir(manifest, Path(cache)) / tag
+    files = [folder / f"{split}.jsonl" for split in SPLITS]
+    if not all(f.is_file() for f in files):
+        return "not prepared"
+    try:
+        for split, path in zip(SPLITS, files):
+            verify_prepared(manifest, tag, split, path)
+    except CorpusError:
+        return "prepared, but does not match the lock (damaged: data prepare rebuilds it)"
+    return "prepared, matches the lock"
 
 
 def file_sha256(path: Path) -> str:

@@ -63,6 +63,8 @@ class StudyRunner:
         self.plans: list[CellPlan] = []
         self.studies: dict = {}
         self._running: set[int] = set()  # trial ids this process is running now
+        self._procs: dict[int, subprocess.Popen] = {}  # their processes
+        self.stopping: int | None = None  # the signal that asked this process to stop
         self._wake = threading.Event()  # a trial of this process ended: waiting cells may start now
 
     # ------------------------------------------------------------------ setup
@@ -70,8 +72,16 @@ class StudyRunner:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        from aunet_lab.paths import check_folder
+        from aunet_lab.sweep.storage import check_storage
+        from aunet_lab.training.tracking import check_tracking_uri, resolve_tracking_uri
+
         spec = self.spec
         self.base = base_config(spec)
+        # Refused in one line before any corpus is prepared or any tokenizer trained.
+        check_folder(spec.folder, "output_dir", ConfigError)
+        check_storage(self.storage_url)
+        check_tracking_uri(resolve_tracking_uri(self.base.tracking.tracking_uri))
         ensure_prepared(spec, self.base, self._say)
         self.plans = plan_study(spec, time_steps=False)
         refused = [p for p in self.plans if not p.feasible]
@@ -123,7 +133,13 @@ class StudyRunner:
             client = client_for(uri)
             marker = spec.folder / "parent_run_id"
             if marker.is_file():
-                return uri, marker.read_text().strip()
+                run_id = marker.read_text().strip()
+                run = client.get_run(run_id)
+                if run.info.status == "KILLED":  # a stopped sweep, continued
+                    client.set_terminated(run_id, "RUNNING")
+                    if "aunet.status" in run.data.tags:
+                        client.delete_tag(run_id, "aunet.status")
+                return uri, run_id
             exp = experiment_id(client, spec.name, uri)
             run = client.create_run(exp, run_name=spec.name, tags={
                 "aunet.study": spec.name, "aunet.kind": "study", "git.commit": git_commit(),
@@ -163,12 +179,12 @@ class StudyRunner:
                     continue  # its pretraining is still running (or failed: see finished())
                 trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
                 if any(t.state == TrialState.WAITING for t in trials):  # a retry (or a repeat) queued
-                    trial = self._claim(study.ask(self._distributions(plan)))
+                    trial = self._ask(plan, study)
                     return plan, trial, trial.user_attrs.get("repeat_seed")
                 tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
                 wanted, repeats = self.spec.trials_wanted(plan.cell)
                 if len(tuning) < wanted:
-                    return plan, self._claim(study.ask(self._distributions(plan))), None
+                    return plan, self._ask(plan, study), None
                 if not repeats:
                     continue
                 if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in tuning):
@@ -180,8 +196,14 @@ class StudyRunner:
                 for seed in self.spec.tune.repeat_seeds:
                     if seed not in have:
                         study.enqueue_trial(best.params, user_attrs={"repeat_seed": seed, "repeat_of": best.number})
-                        return plan, self._claim(study.ask(self._distributions(plan))), seed
+                        return plan, self._ask(plan, study), seed
         return None
+
+    def _ask(self, plan: CellPlan, study):
+        """A new (or queued) trial of the cell, from a sampler seeded by the cell's trial count."""
+        asked = len(study.get_trials(deepcopy=False))
+        study.sampler = build_sampler(self.spec, self.plans.index(plan), asked)
+        return self._claim(study.ask(self._distributions(plan)))
 
     def _claim(self, trial):
         """Mark a just-asked trial as this worker's before the lock is released, so that a worker
@@ -254,9 +276,10 @@ class StudyRunner:
                 continue
             self._fail(study, t._trial_id, t, f"dead trial: {reason}")
 
-    def _fail(self, study, trial_id: int, trial, reason: str, retry: bool = True) -> None:
-        """Mark a trial FAIL with the reason, end its MLflow run FAILED, and queue a retry of the same
-        parameters (resuming from its last checkpoint) while retries remain."""
+    def _fail(self, study, trial_id: int, trial, reason: str, retry: bool = True, counted: bool = True) -> None:
+        """Mark a trial FAIL with the reason, end its MLflow run FAILED (unless it is ended already),
+        and queue a retry of the same parameters (resuming from its last checkpoint) while retries
+        remain; an uncounted retry (a stop the user asked for) does not use one up."""
         from optuna.trial import TrialState
 
         attrs = trial.user_attrs
@@ -264,11 +287,12 @@ class StudyRunner:
         storage = study._storage
         storage.set_trial_user_attr(trial_id, "failure", reason[:5000])
         self._fail_mlflow_run(attrs, reason)
-        if retry and retries < self.spec.faults.max_retries:
+        if retry and (retries < self.spec.faults.max_retries or not counted):
             storage.set_trial_user_attr(trial_id, "retried", True)
             extra = {k: attrs[k] for k in ("repeat_seed", "repeat_of") if k in attrs}
             study.enqueue_trial(dict(trial.params), user_attrs={
-                **extra, "retry_of": trial.number, "retries": retries + 1, "resume_run": attrs.get("run_name")})
+                **extra, "retry_of": trial.number, "retries": retries + int(counted),
+                "resume_run": attrs.get("run_name")})
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
     def _tell_complete(self, study, trial_id: int, number: int, result: dict) -> None:
@@ -321,6 +345,7 @@ class StudyRunner:
                "heartbeat": [spec.faults.heartbeat_interval, spec.faults.grace_period],
                "pruner": dataclasses.asdict(spec.pruner) if repeat_seed is None else {"name": "none"},
                "init_from": init_from, "params": {"plan.flops_per_byte": repr(plan_fpb)},
+               "resume": bool(trial.user_attrs.get("resume_run")),
                "evaluate": dataclasses.asdict(spec.evaluate) if spec.evaluate.suite else None}
         (trial_dir / "trial.json").write_text(json.dumps(job, indent=1, default=str))
         for key, value in (("trial_dir", str(trial_dir)), ("run_name", config.tracking.run_name)):
@@ -341,8 +366,14 @@ class StudyRunner:
         with (trial_dir / "log.txt").open("a") as log:
             proc = subprocess.Popen(self._command(trial_dir), stdout=log, stderr=subprocess.STDOUT, env=env,
                                     preexec_fn=_die_with_parent)
+            self._procs[trial._trial_id] = proc
+            if self.stopping is not None:  # the stop came while it started
+                proc.send_signal(self.stopping)
             trial.set_user_attr("pid", proc.pid)
-            code = self._wait(proc, trial)
+            try:
+                code = self._wait(proc, trial)
+            finally:
+                self._procs.pop(trial._trial_id, None)
         seconds = time.monotonic() - start
         result = _read_result(str(trial_dir))
         study = self.studies[cell.id]
@@ -355,6 +386,12 @@ class StudyRunner:
             study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             return TrialOutcome(cell.id, trial.number, "PRUNED", None, seconds, result.get("reason", ""))
         frozen = study._storage.get_trial(trial._trial_id)
+        if status == "killed" or (self.stopping is not None and code in (128 + self.stopping, -self.stopping)):
+            # Stopped on request (it checkpointed): FAIL, with a retry that --resume continues from
+            # that checkpoint; not counted against faults.max_retries.
+            reason = f"interrupted by {signal.Signals(self.stopping or signal.SIGTERM).name}; sweep --resume continues it"
+            self._fail(study, trial._trial_id, frozen, reason, counted=False)
+            return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, reason)
         if status == "failed":  # the run itself failed (non-finite loss): rerunning would fail again
             self._fail(study, trial._trial_id, frozen, result.get("reason", "failed"), retry=False)
             return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, result.get("reason", ""))
@@ -414,8 +451,21 @@ class StudyRunner:
             self._say(f"could not mark MLflow run {run_id} FAILED: {err}")
 
     # ------------------------------------------------------------------ the loop
+    def request_stop(self, signum: int) -> None:
+        """SIGTERM/SIGINT: ask for no new trial, pass the signal to the running trials (they save a
+        checkpoint and end KILLED), and let the workers return once those have ended."""
+        if self.stopping is not None:
+            return
+        self.stopping = signum
+        for proc in list(self._procs.values()):
+            try:
+                proc.send_signal(signum)
+            except OSError:
+                pass
+        self._wake.set()
+
     def _worker(self, progress) -> None:
-        while True:
+        while self.stopping is None:
             picked = self.next_trial()
             if picked is None:
                 # Nothing to ask now; trials still running elsewhere may die and need a retry.
@@ -424,6 +474,10 @@ class StudyRunner:
                 self._wake.wait(self.spec.faults.poll_seconds)
                 self._wake.clear()
                 continue
+            if self.stopping is not None:  # asked while this trial was picked: hand it back
+                self._fail(self.studies[picked[0].cell.id], picked[1]._trial_id, picked[1],
+                           "interrupted before it started", counted=False)
+                return
             plan, trial, seed = picked
             outcome = self.run_trial(plan, trial, seed)
             with self._done:
@@ -437,7 +491,8 @@ class StudyRunner:
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            while t.is_alive():  # a timed join: the main thread stays free for signal handlers
+                t.join(0.5)
 
     # ------------------------------------------------------------------ results
     def summary(self):

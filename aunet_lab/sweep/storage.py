@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from aunet_lab.paths import check_folder
+
 
 def storage_url(url: str | None, folder: Path) -> str:
     """The storage a study uses: ``url`` as given, or the journal file in the study's folder."""
@@ -17,17 +19,6 @@ class StorageError(ValueError):
 
 
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
-
-
-def _writable_folder(folder: Path, what: str) -> None:
-    """``folder`` exists (or can be made: its nearest existing ancestor is a writable folder)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise StorageError(f"{what}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise StorageError(f"{what}: {probe} is not writable")
 
 
 def _driver_url(url: str) -> str:
@@ -49,7 +40,7 @@ def check_storage(url: str) -> None:
             raise StorageError(f"{what}: is a folder (a journal storage is a file path)")
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise StorageError(f"{what}: the journal file is not readable and writable")
-        _writable_folder(path.parent, what)
+        check_folder(path.parent, what, StorageError)
         return
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in RDB_SCHEMES:
@@ -107,11 +98,15 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (30, 120)):
         raise StorageError(f"--storage {url}: cannot open ({_first_line(err)})") from None
 
 
-def build_sampler(spec, cell_index: int):
+def build_sampler(spec, cell_index: int, asked: int = 0):
+    """The cell's sampler for its next trial. ``asked``, the number of trials the cell's study holds,
+    is part of the seed: a second worker process or a resumed sweep (which rebuild the sampler) never
+    replays a learning rate already tried, and the same history always gives the same proposal."""
+    import numpy as np
     import optuna
 
     s = spec.sampler
-    seed = s.seed * 1000 + cell_index  # each cell its own stream, the same on every start
+    seed = int(np.random.SeedSequence([s.seed, cell_index, asked]).generate_state(1)[0])
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)

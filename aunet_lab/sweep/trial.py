@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from aunet_lab.config import config_from_dict
     from aunet_lab.sweep.pruning import BytesPruning, objective_value
     from aunet_lab.sweep.storage import build_pruner, open_storage
+    from aunet_lab.training.faults import Interrupted
     from aunet_lab.training.module import NonFiniteLoss
     from aunet_lab.training.run import is_launcher_process, train
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                                   pruner=build_pruner(job["pruner"], config.data.budget))
         trial = optuna.trial.Trial(study, job["trial_id"])
     pruning = BytesPruning(trial, objective["metric"], objective.get("languages"))
-    resume = (Path(config.output_dir) / config.tracking.run_name / "last.ckpt").is_file()
+    # A retry continues its run folder: from its checkpoint, or from step 0 in the same MLflow run.
+    resume = bool(job.get("resume")) or (Path(config.output_dir) / config.tracking.run_name / "last.ckpt").is_file()
     base = {"trial": job["number"], "run_name": config.tracking.run_name}
     try:
         result = train(config, resume=resume, init_from=job.get("init_from"), parent_run_id=job["parent_run_id"],
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as err:
         write_result(trial_dir, {**base, "status": "failed", "reason": f"non-finite loss: {err}"})
         return EXIT_FAILED
+    except Interrupted as err:  # the sweep was asked to stop: it retries this trial on --resume
+        write_result(trial_dir, {**base, "status": "killed", "reason": err.describe()})
+        return err.exit_code
     if not is_launcher_process():
         return 0
     value = objective_value(result.val, objective["metric"], objective.get("languages"))

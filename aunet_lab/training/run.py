@@ -23,9 +23,11 @@ from pathlib import Path
 import torch
 
 from aunet_lab.config import ConfigError, TrainConfig, dump_yaml, flatten, to_plain
+from aunet_lab.paths import check_folder
 from aunet_lab.training.tracking import (
     MetricBuffer,
     TrackingError,
+    check_tracking_uri,
     client_for,
     experiment_id,
     resolve_tracking_uri,
@@ -198,9 +200,11 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
     config.data.validate()  # before any folder or run exists
     name = run_name(config)
     run_dir = Path(config.output_dir) / name
-    _ensure_writable(run_dir)
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
+    check_tracking_uri(uri)
+    check_folder(run_dir, "output_dir", ConfigError)
     client = client_for(uri)  # fails here, before any training, if the store cannot be reached
+    _ensure_writable(run_dir)
 
     last = run_dir / "last.ckpt"
     marker = run_dir / "mlflow_run_id"

@@ -36,13 +36,9 @@ def check_tracking_uri(uri: str) -> None:
         db = Path(uri[len("sqlite:///"):])
         if db.is_dir():
             raise TrackingError(f"tracking URI {uri}: {db} is a folder (expected sqlite:///PATH/mlflow.db)")
-        probe = db.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise TrackingError(f"tracking URI {uri}: {probe} is not a folder")
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise TrackingError(f"tracking URI {uri}: {probe} is not writable")
+        from aunet_lab.paths import check_folder
+
+        check_folder(db.parent, f"tracking URI {uri}", TrackingError)
     elif uri.startswith("file:") or "://" not in uri:
         raise TrackingError(f"tracking URI {uri}: the plain file store is refused by MLflow 3; use "
                             "sqlite:///PATH/mlflow.db or an MLflow server")
