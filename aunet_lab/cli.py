@@ -225,11 +225,10 @@ def cmd_data_stats(args) -> int:
 def cmd_train(args) -> int:
     from aunet_lab.config import ConfigError, load_config
     from aunet_lab.data.corpus import CorpusError
-    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.dataconfig import DataConfigError
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.models.aunet import ConfigError as ModelConfigError
-    from aunet_lab.training.faults import Interrupted
-    from aunet_lab.training.module import NonFiniteLoss
+    from aunet_lab.training.faults import Interrupted, NonFiniteLoss
     from aunet_lab.training.run import CheckpointError, TrackingError, train
 
     try:
@@ -323,7 +322,7 @@ def cmd_sweep(args) -> int:
 
     from aunet_lab.config import ConfigError
     from aunet_lab.data.corpus import CorpusError
-    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.dataconfig import DataConfigError
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.sweep.spec import load_spec
     from aunet_lab.sweep.storage import StorageError
@@ -514,7 +513,7 @@ def cmd_report(args) -> int:
 
 def cmd_eval(args) -> int:
     from aunet_lab.data.corpus import CorpusError
-    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.dataconfig import DataConfigError
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.eval.run import SUITES, evaluate
     from aunet_lab.training.run import CheckpointError
@@ -532,7 +531,7 @@ def cmd_eval(args) -> int:
         check_folder(args.out, f"--out {args.out}", UserError)
     eval_bytes = None
     if args.eval_bytes is not None:
-        from aunet_lab.data.datamodule import parse_bytes
+        from aunet_lab.data.dataconfig import parse_bytes
 
         try:
             eval_bytes = parse_bytes(args.eval_bytes, "--eval-bytes")

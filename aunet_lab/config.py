@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from aunet_lab.data.datamodule import DataConfig
+from aunet_lab.data.dataconfig import DataConfig
 from aunet_lab.models.aunet import AUNetConfig, StageConfig
 
 

@@ -100,7 +100,7 @@ def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, pe
     import json
 
     from aunet_lab.data.corpus import default_cache, documents, prepared_stats
-    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.dataconfig import DataConfigError
     from aunet_lab.data.manifest import load_manifest
     from aunet_lab.training.run import load_trained
 

@@ -169,7 +169,7 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
                             f"(data.max_epochs {config.data.max_epochs:g})")
         fpb, units = float("nan"), window
         if not refusals and n_bytes > 0:
-            from aunet_lab.data.datamodule import DataConfigError
+            from aunet_lab.data.dataconfig import DataConfigError
 
             tokenizer = warm_start_tokenizer(spec, cell, plans)
             try:

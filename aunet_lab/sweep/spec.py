@@ -212,7 +212,7 @@ class StudySpec:
 
 
 def _bytes(value) -> int:
-    from aunet_lab.data.datamodule import parse_bytes
+    from aunet_lab.data.dataconfig import parse_bytes
 
     return parse_bytes(value, "axes.data_budget")
 
@@ -418,7 +418,7 @@ def _check_base(spec: StudySpec, check: _Checker) -> None:
     from aunet_lab.config import config_from_dict
     from aunet_lab.models.aunet import ConfigError as ModelConfigError
 
-    from aunet_lab.data.datamodule import DataConfigError
+    from aunet_lab.data.dataconfig import DataConfigError
 
     try:
         # The data section's own checks too: an objective on test text, a bad evaluation cap.

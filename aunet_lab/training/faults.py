@@ -1,4 +1,4 @@
-"""Stopping a run on a signal, and deterministic fault points for the kill-matrix tests.
+"""Stopping a run: a non-finite loss, a signal, and deterministic fault points for the kill-matrix tests.
 
 ``AUNET_LAB_FAULT=POINT`` sends this process ``AUNET_LAB_FAULT_SIGNAL`` (default SIGKILL) when it
 reaches POINT: ``step:N`` (after optimizer step N), ``fit_end`` (training done, test not started),
@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the message says at which step."""
 
 
 class Interrupted(BaseException):

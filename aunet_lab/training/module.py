@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from aunet_lab.config import TrainConfig
 from aunet_lab.models import AUNet, TokenTransformer, TransformerConfig
 from aunet_lab.models.sizing import model_flops
+from aunet_lab.training.faults import NonFiniteLoss  # noqa: F401 (raised here, re-exported)
 from aunet_lab.training.metrics import BitsPerByte, token_nll
 
 
@@ -32,8 +33,6 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class NonFiniteLoss(RuntimeError):
-    """The training loss became NaN or infinite; the message says at which step."""
 
 
 class LMModule(pl.LightningModule):
