@@ -678,6 +678,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(one_line(f"error: {err}"), file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as err:  # a path the system refuses (too long, no permission, disk full): one line
+        where = f": {err.filename}" if err.filename else ""
+        print(one_line(f"error: {err.strerror or err}{where}"), file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -39,6 +39,21 @@ class BPEModelConfig:
     ffn_multiple_of: int = 16
     rope_theta: float = 10000.0
 
+    def __post_init__(self):
+        from aunet_lab.models.aunet import MAX_DIM, MAX_LAYERS
+
+        _check(1 <= self.dim <= MAX_DIM, "dim", f"an integer in [1, {MAX_DIM}]", self.dim)
+        _check(1 <= self.layers <= MAX_LAYERS, "layers", f"an integer in [1, {MAX_LAYERS}]", self.layers)
+        _check(1 <= self.heads <= self.dim and self.dim % self.heads == 0, "heads",
+               f"a divisor of dim {self.dim}", self.heads)
+        _check((self.dim // self.heads) % 2 == 0, "heads", "a head dim that is even (rotary embeddings)", self.heads)
+        _check(self.window is None or self.window >= 1, "window", "an integer >= 1 or null", self.window)
+        _check(self.ffn_dim is None or 1 <= self.ffn_dim <= 8 * MAX_DIM, "ffn_dim",
+               f"an integer in [1, {8 * MAX_DIM}] or null", self.ffn_dim)
+        _check(1 <= self.ffn_multiple_of <= MAX_DIM, "ffn_multiple_of", f"an integer in [1, {MAX_DIM}]",
+               self.ffn_multiple_of)
+        _check(self.rope_theta > 0, "rope_theta", "a positive number", self.rope_theta)
+
 
 @dataclass
 class ModelSection:

@@ -202,3 +202,24 @@ def test_the_error_line_is_cut_to_300_characters():
 
     assert len(one_line("error: " + "x" * 10_000)) == 300
     assert one_line("a\nb\n  c") == "a b c"
+
+
+def test_what_the_mutation_test_found(lab, tmp_path):
+    """Inputs the --check fuzzing (test_check_fuzz.py) turned up: a hang, two tracebacks, an OSError."""
+    root, _, _ = lab
+    start = time.monotonic()
+    refused("train", root / "good.yaml", "--set", "model.aunet.stages=[{dim: 32, layers: 1000000000000, heads: 2}, "
+            "{dim: 32, layers: 1, heads: 2}]", "--check", expect="layers: expected an integer in [1, 1024]")
+    assert time.monotonic() - start < 5  # built a trillion blocks before
+    refused("train", root / "good.yaml", "--set", "model.arch=bpe", "--set", "model.bpe.heads=5", "--check",
+            expect="model.bpe.heads: expected a divisor of dim 64")
+    spec = yaml.safe_load((root / "study.yaml").read_text())
+    listed = tmp_path / "list.yaml"
+    listed.write_text(yaml.safe_dump([spec]))
+    refused("sweep", listed, "--check", expect="(top level): expected a mapping")
+    spec["base"]["data"] = None
+    nulled = tmp_path / "null-data.yaml"
+    nulled.write_text(yaml.safe_dump(spec))
+    code, out, err = run("sweep", nulled, "--check")
+    assert code in (0, 2) and "Traceback" not in err
+    refused("train", root / "good.yaml", "--set", "data.cache=" + "x" * 400, "--check", expect="File name too long")

@@ -62,13 +62,14 @@ class DataConfig:
         parse_bytes(self.budget, "data.budget")
         if self.arch not in ("aunet", "bpe"):
             raise DataConfigError(f"data.arch: expected aunet or bpe, got {self.arch!r}")
-        for key in ("window_bytes", "batch_size", "vocab_size"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) <= 0:
-                raise DataConfigError(f"data.{key}: expected a positive integer, got {getattr(self, key)!r}")
+        for key, most in (("window_bytes", 1 << 24), ("batch_size", 1 << 20), ("vocab_size", 1 << 22)):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= most:
+                raise DataConfigError(f"data.{key}: expected an integer in [1, {most:,}], got {value!r}")
         if self.window_bytes < 8:
             raise DataConfigError(f"data.window_bytes: expected at least 8 bytes of context, got {self.window_bytes}")
-        if self.window_tokens is not None and self.window_tokens < 2:
-            raise DataConfigError(f"data.window_tokens: expected at least 2 tokens or null, got {self.window_tokens}")
+        if self.window_tokens is not None and not 2 <= self.window_tokens <= 1 << 24:
+            raise DataConfigError(f"data.window_tokens: expected an integer in [2, 16,777,216] or null, got {self.window_tokens}")
         if self.max_epochs <= 0:
             raise DataConfigError(f"data.max_epochs: expected a positive number, got {self.max_epochs!r}")
         if self.eval_split == "test":

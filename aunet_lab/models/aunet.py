@@ -27,6 +27,8 @@ BYTE_VOCAB = 258
 BOS_ID = 256
 EOS_ID = 257
 UPSAMPLING_KINDS = ("multilinear", "repeat", "scatter")
+MAX_DIM = 1 << 16  # bounds that no real model reaches, so a typo cannot hang model building
+MAX_LAYERS = 1024
 
 
 class ConfigError(ValueError):
@@ -91,15 +93,15 @@ class AUNetConfig:
             raise ConfigError(f"{name}.stages: at least one stage is needed")
         for i, s in enumerate(self.stages):
             where = f"{name}.stages[{i}]"
-            for key in ("dim", "layers", "heads"):
+            for key, most in (("dim", MAX_DIM), ("layers", MAX_LAYERS), ("heads", MAX_DIM)):
                 value = getattr(s, key)
-                if not isinstance(value, int) or value <= 0:
-                    raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
+                if not isinstance(value, int) or value <= 0 or value > most:
+                    raise ConfigError(f"{where}.{key}: expected an integer in [1, {most}], got {value!r}")
             if s.dim % s.heads:
                 raise ConfigError(f"{where}.heads: {s.heads} heads do not divide dim {s.dim}")
             if s.head_dim % 2:
                 raise ConfigError(f"{where}.heads: head dim {s.head_dim} must be even for rotary embeddings")
-            if s.ffn_dim is not None and (not isinstance(s.ffn_dim, int) or s.ffn_dim <= 0):
+            if s.ffn_dim is not None and (not isinstance(s.ffn_dim, int) or not 0 < s.ffn_dim <= 8 * MAX_DIM):
                 raise ConfigError(f"{where}.ffn_dim: expected a positive integer or null, got {s.ffn_dim!r}")
             if s.window is not None and (not isinstance(s.window, int) or s.window <= 0):
                 raise ConfigError(f"{where}.window: expected a positive integer or null, got {s.window!r}")
@@ -110,13 +112,13 @@ class AUNetConfig:
                     raise ConfigError(f"{where}.max_len: expected a positive integer or null, got {s.max_len!r}")
         if self.upsampling not in UPSAMPLING_KINDS:
             raise ConfigError(f"{name}.upsampling: expected one of {', '.join(UPSAMPLING_KINDS)}, got {self.upsampling!r}")
-        if not isinstance(self.max_offsets, int) or self.max_offsets <= 0:
+        if not isinstance(self.max_offsets, int) or not 0 < self.max_offsets <= MAX_DIM:
             raise ConfigError(f"{name}.max_offsets: expected a positive integer, got {self.max_offsets!r}")
         if self.offset_overflow not in ("clamp", "wrap"):
             raise ConfigError(f"{name}.offset_overflow: expected clamp or wrap, got {self.offset_overflow!r}")
         if self.vocab_size < BYTE_VOCAB:
             raise ConfigError(f"{name}.vocab_size: at least {BYTE_VOCAB} (bytes, BOS, EOS), got {self.vocab_size}")
-        if self.ffn_multiple_of <= 0:
+        if not 0 < self.ffn_multiple_of <= MAX_DIM:
             raise ConfigError(f"{name}.ffn_multiple_of: expected a positive integer, got {self.ffn_multiple_of}")
         try:
             split = get_split_function(self.split)

@@ -151,7 +151,7 @@ class StudySpec:
         for arch, budget, mix, vocab, split, seed in itertools.product(
                 ax["arch"], budgets, list(mixtures), ax.get("vocab_size", [None]), ax.get("split", [None]),
                 ax.get("seed", [None])):
-            vocab = vocab if vocab is not None else self.base.get("data", {}).get("vocab_size", 4096)
+            vocab = vocab if vocab is not None else (self.base.get("data") or {}).get("vocab_size", 4096)
             split = split if split is not None else self.base.get("model", {}).get("aunet", {}).get("split", "word")
             seed = seed if seed is not None else self.base.get("trainer", {}).get("seed", 0)
             label = budget if isinstance(budget, str) else f"{float(budget):.0e}"
@@ -206,7 +206,7 @@ class StudySpec:
         langs = {lang for mix in self.axes["mixture"].values() for lang in mix}
         if self.pretrain:
             langs |= set(self.pretrain.mixture)
-        langs |= set(self.base.get("data", {}).get("eval_languages") or [])
+        langs |= set((self.base.get("data") or {}).get("eval_languages") or [])
         langs |= set(self.evaluate.languages or [])
         return sorted(langs)
 
@@ -281,8 +281,10 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
 
     path = Path(path)
     raw = read_yaml(path, ConfigError, "study spec")
-    raw = _merge(raw or {}, overrides or {})
     check = _Checker(path)
+    if raw is not None and not isinstance(raw, dict):
+        check.fail("(top level)", f"expected a mapping, got {type(raw).__name__}")
+    raw = _merge(raw or {}, overrides or {})
     top = ("name", "description", "base", "models", "sizing", "axes", "tune", "objective", "sampler", "pruner",
            "faults", "pretrain", "evaluate", "launcher", "output_dir", "tracking_uri")
     check.mapping(raw, "", top)

@@ -32,8 +32,12 @@ def check_training(config: TrainConfig, resume: bool = False, init_from: str | N
     check_folder(run_dir, "output_dir", ConfigError)
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
     check_tracking_uri(uri)
-    with torch.device("meta"):  # sizes only: no memory, even for a billion parameters
-        model = build_model(config, config.data.vocab_size)
+    try:
+        with torch.device("meta"):  # sizes only: no memory, even for a billion parameters
+            model = build_model(config, config.data.vocab_size)
+    except (RuntimeError, ValueError, OverflowError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"model: cannot be built ({first[:160]})") from None
     params = sum(p.numel() for p in model.parameters())
     start = "step 0"
     if resume:
