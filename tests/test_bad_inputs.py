@@ -223,3 +223,39 @@ def test_what_the_mutation_test_found(lab, tmp_path):
     code, out, err = run("sweep", nulled, "--check")
     assert code in (0, 2) and "Traceback" not in err
     refused("train", root / "good.yaml", "--set", "data.cache=" + "x" * 400, "--check", expect="File name too long")
+
+
+def test_an_unreadable_file_is_one_line(lab, monkeypatch):
+    # The suite runs as root, for whom chmod 000 changes nothing: the read itself is made to fail.
+    from pathlib import Path
+
+    root, _, _ = lab
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    refused("train", root / "good.yaml", expect="cannot read the config file (Permission denied)")
+    refused("sweep", root / "study.yaml", expect="cannot read the study spec (Permission denied)")
+
+
+def test_a_failure_after_the_run_exists_ends_it_failed_with_the_reason(lab):
+    import lightning.pytorch as pl
+    from mlflow.tracking import MlflowClient
+
+    from aunet_lab.config import load_config
+    from aunet_lab.training.run import train
+
+    root, _, _ = lab
+
+    class Boom(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == 2:
+                raise RuntimeError("disk on fire")
+
+    config = load_config(root / "good.yaml", overrides=["tracking.run_name=boom"])
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(config, callbacks=[Boom()])
+    run_id = (root / "runs" / "boom" / "mlflow_run_id").read_text().strip()
+    run = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}").get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["aunet.failure"] == "RuntimeError: disk on fire"

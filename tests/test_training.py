@@ -175,7 +175,7 @@ def test_bad_input_exits_2_with_one_line(corpus, tmp_path):
         (["train", str(good), "--set", "optim.lrr=1"], "optim.lrr: unknown key (did you mean lr?)"),
         (["train", str(good), "--set", "trainer.max_steps=many"], "trainer.max_steps: expected an integer"),
         (["train", str(good), "--tracking-uri", "http://127.0.0.1:9"], "cannot be reached"),
-        (["train", str(good), "--output-dir", str(tmp_path / "afile" / "runs")], "cannot write checkpoints"),
+        (["train", str(good), "--output-dir", str(tmp_path / "afile" / "runs")], "is a file, not a folder"),
         (["train", str(tmp_path / "missing.yaml")], "no such config file"),
         (["train", str(good), "--init-from", str(tmp_path / "afile")], "corrupt or truncated"),
         (["generate", str(tmp_path / "afile"), "--prompt", "x"], "corrupt or truncated"),

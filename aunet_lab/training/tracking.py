@@ -135,7 +135,14 @@ class MetricBuffer:
     def _present(self) -> set[str]:
         """Metric keys the run (or the spill file) already holds."""
         if self._keys is None:
-            self._keys = set(self.client.get_run(self.run_id).data.metrics) | {m.key for m in self._spilled()}
+            self._keys = {m.key for m in self._spilled()}
+            if self.skip_through >= 0:  # a resumed run: MLflow may hold them already
+                try:
+                    self._keys |= set(self.client.get_run(self.run_id).data.metrics)
+                except Exception as err:  # unreachable store: log them (at worst twice), keep training
+                    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+                    print(f"warning: MLflow unreachable ({first}); cannot tell which end-of-run metrics it "
+                          "holds", file=sys.stderr)
         return self._keys
 
     def log(self, metrics: dict[str, float], step: int, once: bool = False) -> None:
