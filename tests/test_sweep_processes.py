@@ -10,7 +10,7 @@ import signal
 from test_sweep import udhr, write_spec  # noqa: F401  (the module fixture and the spec writer)
 from test_sweep_faults import ENV, assert_steps_logged_once, checkpointed_trial, mlflow_runs, sweep, trials_of, wait_for
 
-TRIALS = 3
+TRIALS = 2
 
 
 def test_two_sweeps_and_a_stopped_and_resumed_one_never_share_a_learning_rate(udhr):

@@ -11,23 +11,30 @@ from aunet_lab.config import ConfigError, TrainConfig
 def check_training(config: TrainConfig, resume: bool = False, init_from: str | None = None) -> str:
     import torch
 
-    from aunet_lab.data.corpus import corpus_dir, verify_prepared
-    from aunet_lab.data.datamodule import AUNetDataModule, DataConfigError, parse_bytes
-    from aunet_lab.data.manifest import SPLITS
+    from aunet_lab.data.corpus import corpus_dir, default_cache, verify_prepared
+    from aunet_lab.data.dataconfig import DataConfigError, parse_bytes
+    from aunet_lab.data.manifest import SPLITS, load_manifest
     from aunet_lab.paths import check_folder
-    from aunet_lab.training.module import build_model
+    from aunet_lab.models.build import build_model
     from aunet_lab.training.run import CheckpointError, load_checkpoint, run_name
     from aunet_lab.training.tracking import check_tracking_uri, resolve_tracking_uri
 
     config.data.arch = config.model.arch
-    dm = AUNetDataModule(config.data)  # validates the data section, the manifest and its languages
-    for lang in sorted(set(config.data.mixture) | set(dm.eval_languages)):
+    data = config.data
+    data.validate()
+    manifest = load_manifest(data.manifest)
+    cache = Path(data.cache or default_cache())
+    languages = sorted(set(data.mixture) | set(data.eval_languages or []))
+    for lang in languages:
+        if lang not in manifest.languages:
+            raise DataConfigError(f"data.mixture.{lang}: {lang!r} is not a language of {manifest.path} "
+                                  f"(has: {', '.join(manifest.languages)})")
         for split in SPLITS:
-            path = corpus_dir(dm.manifest, dm.cache) / lang / f"{split}.jsonl"
+            path = corpus_dir(manifest, cache) / lang / f"{split}.jsonl"
             if not path.is_file():
-                raise DataConfigError(f"data.mixture.{lang}: {lang!r} is not prepared under {dm.cache} "
-                                      f"(run: aunet-lab data prepare {dm.manifest.path} --languages {lang})")
-            verify_prepared(dm.manifest, lang, split, path)
+                raise DataConfigError(f"data.mixture.{lang}: {lang!r} is not prepared under {cache} "
+                                      f"(run: aunet-lab data prepare {manifest.path} --languages {lang})")
+            verify_prepared(manifest, lang, split, path)
     run_dir = Path(config.output_dir) / run_name(config)
     check_folder(run_dir, "output_dir", ConfigError)
     uri = resolve_tracking_uri(config.tracking.tracking_uri)
@@ -50,7 +57,7 @@ def check_training(config: TrainConfig, resume: bool = False, init_from: str | N
             raise CheckpointError(f"--init-from {init_from}: not a checkpoint written by aunet-lab train")
     mixture = ", ".join(f"{k} {v:g}" for k, v in config.data.mixture.items())
     steps = f"{config.trainer.max_steps} steps" if config.trainer.max_steps else "one pass over the budget"
-    return (f"check passed: would train {config.model.arch} ({params:,} parameters) on {dm.manifest.name} "
+    return (f"check passed: would train {config.model.arch} ({params:,} parameters) on {manifest.name} "
             f"[{mixture}], budget {parse_bytes(config.data.budget):,} bytes, {steps} from {start}"
             f"{f', warm-started from {init_from}' if init_from else ''}; run folder {run_dir}; MLflow {uri}; "
             "nothing created (--check)")

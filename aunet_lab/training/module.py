@@ -10,19 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from aunet_lab.config import TrainConfig
-from aunet_lab.models import AUNet, TokenTransformer, TransformerConfig
+from aunet_lab.models import AUNet
+from aunet_lab.models.build import build_model  # noqa: F401 (re-exported)
 from aunet_lab.models.sizing import model_flops
 from aunet_lab.training.faults import NonFiniteLoss  # noqa: F401 (raised here, re-exported)
 from aunet_lab.training.metrics import BitsPerByte, token_nll
-
-
-def build_model(config: TrainConfig, vocab_size: int | None = None):
-    if config.model.arch == "bpe":
-        b = config.model.bpe
-        cfg = TransformerConfig(vocab_size or config.data.vocab_size, b.dim, b.layers, b.heads, b.window, b.ffn_dim,
-                                b.rope_theta, b.ffn_multiple_of)
-        return TokenTransformer(cfg)
-    return AUNet(config.model.aunet)
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:

@@ -440,7 +440,7 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> No
     if config.trainer.strategy in ("fsdp", "fsdp2"):
         # Generation calls the model outside forward(), where sharded parameters are not gathered:
         # sample from an unsharded copy built from the consolidated final checkpoint.
-        from aunet_lab.training.module import build_model
+        from aunet_lab.models.build import build_model
 
         model = build_model(config, dm.tokenizer.vocab_size if dm.tokenizer is not None else None)
         weights = load_checkpoint(run_dir / "final.ckpt")["state_dict"]
@@ -488,7 +488,7 @@ def tokenizer_beside(checkpoint: str | Path):
 def load_trained(path: str | Path):
     """(config, model in eval mode, BPE tokenizer or None) from a checkpoint ``aunet-lab train`` wrote."""
     from aunet_lab.config import config_from_dict
-    from aunet_lab.training.module import build_model
+    from aunet_lab.models.build import build_model
 
     checkpoint = load_checkpoint(path)
     extra = checkpoint.get("aunet_lab")
