@@ -90,6 +90,10 @@ def cmd_split_show(args) -> int:
 def cmd_split_check(args) -> int:
     from aunet_lab.data.splitting import check_stability, stability_corpus
 
+    if args.max_bytes < 1:
+        raise UserError(f"--max-bytes: expected at least 1 byte, got {args.max_bytes}")
+    if args.generated < 0:
+        raise UserError(f"--generated: expected 0 or more texts, got {args.generated}")
     split = _split_function(args.spec)
     texts = stability_corpus(seed=args.seed, generated=args.generated)
     if args.file:
@@ -291,6 +295,8 @@ def cmd_ui(args) -> int:
 
     from aunet_lab.training.tracking import resolve_tracking_uri
 
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port: expected 1-65535, got {args.port}")
     uri = resolve_tracking_uri(args.tracking_uri)
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
@@ -306,6 +312,12 @@ def cmd_peak(args) -> int:
     from aunet_lab.data.corpus import default_cache
     from aunet_lab.training.callbacks import measure_peak_flops, save_peak
 
+    if args.max_size < 64:
+        raise UserError(f"--max-size: expected a matrix side of at least 64, got {args.max_size}")
+    if args.repeats < 1:
+        raise UserError(f"--repeats: expected at least 1, got {args.repeats}")
+    if args.device not in (None, "cpu") and not str(args.device).startswith("cuda"):
+        raise UserError(f"--device: expected cpu or cuda, got {args.device!r}")
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     result = measure_peak_flops(dtype, device, args.max_size, args.repeats)
@@ -556,9 +568,17 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from aunet_lab.config import ConfigError
     from aunet_lab.demo import run_demo
 
-    return run_demo(offline=args.offline, workers=args.workers, trials=args.trials, quick=args.quick)
+    for name in ("workers", "trials"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name}: expected at least 1, got {value}")
+    try:
+        return run_demo(offline=args.offline, workers=args.workers, trials=args.trials, quick=args.quick)
+    except ConfigError as err:
+        raise UserError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

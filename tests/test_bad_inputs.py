@@ -259,3 +259,31 @@ def test_a_failure_after_the_run_exists_ends_it_failed_with_the_reason(lab):
     run_id = (root / "runs" / "boom" / "mlflow_run_id").read_text().strip()
     run = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}").get_run(run_id)
     assert run.info.status == "FAILED" and run.data.tags["aunet.failure"] == "RuntimeError: disk on fire"
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["peak", "--max-size", "-1"], "--max-size: expected a matrix side of at least 64"),  # saved a peak of 0 before
+    (["peak", "--repeats", "0"], "--repeats: expected at least 1"),
+    (["split", "check", "word", "--max-bytes", "-5"], "--max-bytes: expected at least 1 byte"),
+    (["split", "check", "word", "--generated", "-3"], "--generated: expected 0 or more"),
+    (["ui", "--port", "0"], "--port: expected 1-65535"),
+    (["demo", "--workers", "0"], "--workers: expected at least 1"),  # ran the demo before
+    (["demo", "--trials", "-1"], "--trials: expected at least 1"),  # a traceback before
+])
+def test_other_commands_check_their_numbers(argv, expect):
+    refused(*argv, expect=expect)
+
+
+def test_an_unusable_peak_in_the_cache_is_ignored_with_a_warning(tmp_path):
+    from aunet_lab.training.callbacks import load_peak
+
+    (tmp_path / "peak_flops.json").write_text('{"cpu:float32": {"flops": 0.0}, "cpu:bfloat16": {"flops": 5e9}}')
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert load_peak(tmp_path, "float32", "cpu") is None
+        assert load_peak(tmp_path, "bfloat16", "cpu") == 5e9
+        assert load_peak(tmp_path, "float16", "cuda") is None
+    assert err.getvalue().count("not usable") == 1
+    (tmp_path / "peak_flops.json").write_text('{"cpu:float32": ')
+    with contextlib.redirect_stderr(err):
+        assert load_peak(tmp_path, "float32", "cpu") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -44,8 +45,18 @@ def load_peak(cache: Path, dtype: str, device: str) -> float | None:
     path = peak_file(cache)
     if not path.is_file():
         return None
-    entries = json.loads(path.read_text())
-    return entries.get(f"{device}:{dtype}", {}).get("flops")
+    try:
+        entry = json.loads(path.read_text()).get(f"{device}:{dtype}")
+    except (ValueError, AttributeError, OSError):
+        entry = {}
+    if entry is None:  # not measured for this device and dtype
+        return None
+    flops = entry.get("flops") if isinstance(entry, dict) else None
+    if not (isinstance(flops, (int, float)) and flops > 0):
+        print(f"warning: the {device}:{dtype} peak in {path} is not usable (MFU not logged; run: aunet-lab peak)",
+              file=sys.stderr)
+        return None
+    return flops
 
 
 def save_peak(cache: Path, result: dict) -> None:
