@@ -12,7 +12,8 @@ settings.load_profile("ci")
 # with whole files per worker, handed out in collection order; a long file collected last would
 # run alone at the end while the other worker idles.
 LONG_FIRST = ("test_sweep_faults.py", "test_sweep.py", "test_training_resume.py", "test_training_distributed.py",
-              "test_training.py", "test_split_specs.py", "test_multilingual_study.py", "test_split_properties.py")
+              "test_kill_matrix.py", "test_sweep_processes.py", "test_training.py", "test_split_specs.py",
+              "test_multilingual_study.py", "test_split_properties.py", "test_check_fuzz.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

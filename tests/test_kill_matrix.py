@@ -89,3 +89,12 @@ def test_a_run_stopped_at_every_fault_point_and_resumed_matches_an_uninterrupted
     assert (run_dir / "final.ckpt").is_file() and not (run_dir / ".final.ckpt.tmp").exists()
     exp = client(root).get_experiment_by_name("kill-matrix")
     assert not client(root).search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+
+
+def test_a_run_stopped_by_a_signal_is_never_counted_as_pruned():
+    from aunet_lab.reports.collect import _status
+
+    assert _status("KILLED", {"aunet.status": "killed: stopped by SIGTERM at step 12; checkpoint saved there"}) == "killed"
+    assert _status("KILLED", {"aunet.status": "pruned"}) == "pruned"
+    assert _status("KILLED", {}) == "pruned"
+    assert _status("FINISHED", {}) == "finished"

@@ -72,8 +72,10 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
     out = []
     counts = runs.counts()
     total = sum(counts.values())
+    killed = f", {counts['killed']} stopped by a signal (resume them)" if counts["killed"] else ""
     out.append(f"{total} trial runs: {counts['finished']} finished, {counts['pruned']} pruned, {counts['failed']} failed, "
-               f"{counts['running']} still running; {best['cell'].nunique() if len(best) else 0} cells have a result.")
+               f"{counts['running']} still running{killed}; {best['cell'].nunique() if len(best) else 0} cells have a "
+               "result.")
     if counts["running"]:
         out.append("The study is not finished: figures and fits use the trials finished so far.")
     for arch in _archs(best):
@@ -439,7 +441,7 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
              f"Data selections (data.hash): {', '.join(h[:16] for h in hashes) or 'none'}",
              f"Data locks (sha256): {'; '.join(locks) or 'none found'}",
              f"Runs: {counts['finished']} finished, {counts['failed']} failed, {counts['pruned']} pruned, "
-             f"{counts['running']} running; cells with a result: {best['cell'].nunique() if len(best) else 0}", "",
+             f"{counts['running']} running, {counts['killed']} killed; cells with a result: {best['cell'].nunique() if len(best) else 0}", "",
              "Spec:"] + ["  " + line for line in runs.spec_text.splitlines()[:40]]
     figures = [_text_page(f"aunet_lab report: {study}", title, 10), _text_page("Findings", report.findings)]
     plots = {}

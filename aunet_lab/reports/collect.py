@@ -13,6 +13,14 @@ STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "pruned", "RUNNI
           "SCHEDULED": "running"}
 
 
+def _status(mlflow_status: str, tags: dict) -> str:
+    """MLflow's status in the report's words: a KILLED run is pruned, unless a signal stopped it
+    (``aunet.status: killed: ...``, see training/run.py), which is 'killed', never a pruned trial."""
+    if mlflow_status == "KILLED" and tags.get("aunet.status", "").startswith("killed"):
+        return "killed"
+    return STATUS.get(mlflow_status, mlflow_status.lower())
+
+
 class ReportError(ValueError):
     """A report that cannot be made (unknown study, unreachable store); one line."""
 
@@ -28,9 +36,9 @@ class StudyRuns:
 
     def counts(self) -> dict[str, int]:
         if self.runs.empty:
-            return {"finished": 0, "failed": 0, "pruned": 0, "running": 0}
+            return {"finished": 0, "failed": 0, "pruned": 0, "running": 0, "killed": 0}
         found = self.runs["status"].value_counts().to_dict()
-        return {k: int(found.get(k, 0)) for k in ("finished", "failed", "pruned", "running")}
+        return {k: int(found.get(k, 0)) for k in ("finished", "failed", "pruned", "running", "killed")}
 
     def best_per_cell(self) -> pd.DataFrame:
         """The best tuning trial of each cell (lowest validation objective among finished runs),
@@ -118,7 +126,7 @@ def _row(client, r, metric: str, languages: list[str] | None) -> dict:
     else:
         val = metrics.get(metric)
     row = {
-        "run_id": r.info.run_id, "run_name": r.info.run_name, "status": STATUS.get(r.info.status, r.info.status.lower()),
+        "run_id": r.info.run_id, "run_name": r.info.run_name, "status": _status(r.info.status, tags),
         "cell": tags.get("aunet.cell", r.info.run_name), "trial": int(tags.get("aunet.trial", "0") or 0),
         "role": tags.get("aunet.role", "tuning"), "arch": arch, "stages": stages, "split": tags.get("aunet.split", ""),
         "languages": tags.get("aunet.languages", ""), "mixture": tags.get("aunet.mixture", tags.get("aunet.languages", "")),
