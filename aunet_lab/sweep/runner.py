@@ -389,7 +389,9 @@ class StudyRunner:
         if status == "killed" or (self.stopping is not None and code in (128 + self.stopping, -self.stopping)):
             # Stopped on request (it checkpointed): FAIL, with a retry that --resume continues from
             # that checkpoint; not counted against faults.max_retries.
-            reason = f"interrupted by {signal.Signals(self.stopping or signal.SIGTERM).name}; sweep --resume continues it"
+            told = result.get("reason", "")  # "stopped by SIGINT at step ..." from the trial itself
+            name = signal.Signals(self.stopping).name if self.stopping else (told.split()[2:3] or ["a signal"])[0]
+            reason = f"interrupted by {name}; sweep --resume continues it"
             self._fail(study, trial._trial_id, frozen, reason, counted=False)
             return TrialOutcome(cell.id, trial.number, "FAIL", None, seconds, reason)
         if status == "failed":  # the run itself failed (non-finite loss): rerunning would fail again
