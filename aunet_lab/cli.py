@@ -254,8 +254,8 @@ def cmd_train(args) -> int:
         print(f"error: training stopped: {err} (recorded on the MLflow run as aunet.failure)", file=sys.stderr)
         return 1
     except Interrupted as err:
-        print(f"{err.describe()}; the MLflow run is KILLED; continue it with: aunet-lab train {args.config} "
-              f"--resume", file=sys.stderr)
+        run = f"; MLflow run {err.run_id} is KILLED" if err.run_id else " before its MLflow run was created"
+        print(f"{err.describe()}{run}; continue with: aunet-lab train {args.config} --resume", file=sys.stderr)
         return err.exit_code
     if result.final_loss is None:  # a second process of a multi-process run: the first one reports
         return 0

@@ -65,6 +65,7 @@ def test_a_run_stopped_at_every_fault_point_and_resumed_matches_an_uninterrupted
             assert run.data.tags["aunet.status"].startswith(f"killed: stopped by {sig} at step {checkpoint}")
             last_line = err.strip().splitlines()[-1]
             assert "Traceback" not in err and "--resume" in last_line, err[-2000:]
+            assert f"MLflow run {run_id} is KILLED" in last_line
         if checkpoint is None:
             assert not (run_dir / "last.ckpt").exists()
         else:

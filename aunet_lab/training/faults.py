@@ -25,6 +25,7 @@ class Interrupted(BaseException):
         self.signum = signum
         self.step = step
         self.saved = saved
+        self.run_id: str | None = None  # the MLflow run it marked KILLED, if one existed
         super().__init__(self.describe())
 
     @property

@@ -374,6 +374,7 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
                 if stopped is not None:  # KILLED like a pruned trial, told apart by aunet.status
                     client.set_tag(run_id, "aunet.status", f"killed: {stopped.describe()}")
                     client.set_terminated(run_id, "KILLED")
+                    stopped.run_id = run_id
                 elif type(err).__name__ == "TrialPruned":  # a sweep's pruner stopped it: not a failure
                     client.set_tag(run_id, "aunet.status", "pruned")
                     client.set_tag(run_id, "aunet.pruned", str(err))
