@@ -450,12 +450,17 @@ def _stopped_sweep(runner, args) -> int:
 
     name = signal.Signals(runner.stopping).name
     interrupted = [o for o in runner.outcomes if o.reason.startswith("interrupted")]
-    try:
-        client = client_for(runner.tracking_uri)
-        client.set_tag(runner.parent_run_id, "aunet.status", f"killed: stopped by {name}")
-        client.set_terminated(runner.parent_run_id, "KILLED")
-    except Exception:
-        pass
+    from optuna.trial import TrialState
+
+    # Other sweep processes may still be working on the study: its parent run stays RUNNING then.
+    others = any(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for study in runner.studies.values())
+    if not others:
+        try:
+            client = client_for(runner.tracking_uri)
+            client.set_tag(runner.parent_run_id, "aunet.status", f"killed: stopped by {name}")
+            client.set_terminated(runner.parent_run_id, "KILLED")
+        except Exception as err:  # the store is unreachable: --resume reopens the run anyway
+            print(f"warning: could not mark the study's MLflow run KILLED ({type(err).__name__})", file=sys.stderr)
     print(f"stopped by {name}: {len(interrupted)} running trial(s) checkpointed and marked; continue with: "
           f"aunet-lab sweep {args.study} --resume" + (f" --storage {args.storage}" if args.storage else ""),
           file=sys.stderr)

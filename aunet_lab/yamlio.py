@@ -15,7 +15,7 @@ MAX_NODES = 100_000  # nodes after alias expansion; a full study spec has a few 
 
 
 class YAMLBoundsError(ValueError):
-    pass
+    """A YAML document whose aliases expand past ``MAX_NODES`` (or into themselves)."""
 
 
 def _expanded_nodes(root: yaml.Node) -> int:

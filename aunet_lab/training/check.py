@@ -14,8 +14,8 @@ def check_training(config: TrainConfig, resume: bool = False, init_from: str | N
     from aunet_lab.data.corpus import corpus_dir, default_cache, verify_prepared
     from aunet_lab.data.dataconfig import DataConfigError, parse_bytes
     from aunet_lab.data.manifest import SPLITS, load_manifest
-    from aunet_lab.paths import check_folder
     from aunet_lab.models.build import build_model
+    from aunet_lab.paths import check_folder
     from aunet_lab.training.run import CheckpointError, load_checkpoint, run_name
     from aunet_lab.training.tracking import check_tracking_uri, resolve_tracking_uri
 
