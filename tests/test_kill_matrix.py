@@ -5,8 +5,9 @@ run is RUNNING (SIGKILL: nothing could mark it) or KILLED with an ``aunet.status
 at the end it is FINISHED, with per-step losses and test metrics bit-identical to an uninterrupted
 run that trains meanwhile, every step logged once, and no run of the experiment left RUNNING."""
 
+import itertools
+import multiprocessing
 import os
-import subprocess
 import sys
 
 import pytest
@@ -27,13 +28,53 @@ CHAIN = [  # (fault point, signal, exit status, checkpoint step left behind)
 ]
 
 
+class _Run:
+    """One ``aunet-lab train`` process, forked from a server that has already imported the CLI's
+    libraries (torch, Lightning, MLflow: about 5 s a start). Each run is still its own process,
+    signalled and SIGKILLed for real, with its own environment and its stderr kept in a file."""
+
+    def __init__(self, config, resume, fault, signal_name):
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if fault:
+            env.update(AUNET_LAB_FAULT=fault, AUNET_LAB_FAULT_SIGNAL=signal_name)
+        self.log = config.parent / f"{config.stem}-{next(_SERIAL)}.stderr"
+        argv = ["train", str(config), *(["--resume"] if resume else [])]
+        self.process = _CONTEXT.Process(target=_child, args=(argv, env, str(self.log)))
+        self.process.start()
+
+    def wait(self, timeout):
+        self.process.join(timeout)
+        return self.process.exitcode
+
+    def stderr(self):
+        return self.log.read_text()
+
+
+def _child(argv, env, log):
+    os.environ.pop("AUNET_LAB_FAULT", None)
+    os.environ.update(env)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    from aunet_lab.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+_SERIAL = itertools.count()
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["aunet_lab.cli", "aunet_lab.training.run", "lightning.pytorch", "mlflow",
+                                 "mlflow.store.tracking.sqlalchemy_store"])
+
+
 def _train(config, resume=False, fault=None, signal_name="SIGKILL"):
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    env.pop("AUNET_LAB_FAULT", None)
-    if fault:
-        env.update(AUNET_LAB_FAULT=fault, AUNET_LAB_FAULT_SIGNAL=signal_name)
-    return subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "train", str(config), *(["--resume"] if resume else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return _Run(config, resume, fault, signal_name)
 
 
 def _steps(root, run_id, key):
@@ -53,8 +94,8 @@ def test_a_run_stopped_at_every_fault_point_and_resumed_matches_an_uninterrupted
     run_id = None
     for i, (point, sig, code, checkpoint) in enumerate(CHAIN):
         proc = _train(config, resume=i > 0, fault=point, signal_name=sig)
-        assert proc.wait(timeout=600) == code, (point, proc.stderr.read()[-2000:])
-        err = proc.stderr.read()
+        assert proc.wait(timeout=600) == code, (point, proc.stderr()[-2000:])
+        err = proc.stderr()
         run_id = run_id or (run_dir / "mlflow_run_id").read_text().strip()
         assert (run_dir / "mlflow_run_id").read_text().strip() == run_id  # one MLflow run throughout
         run = client(root).get_run(run_id)
@@ -72,8 +113,8 @@ def test_a_run_stopped_at_every_fault_point_and_resumed_matches_an_uninterrupted
             saved = torch.load(run_dir / "last.ckpt", weights_only=False, map_location="cpu")
             assert saved["global_step"] == checkpoint, point
     final = _train(config, resume=True)
-    assert final.wait(timeout=600) == 0, final.stderr.read()[-2000:]
-    assert reference.wait(timeout=600) == 0, reference.stderr.read()[-2000:]
+    assert final.wait(timeout=600) == 0, final.stderr()[-2000:]
+    assert reference.wait(timeout=600) == 0, reference.stderr()[-2000:]
 
     ref_id = (root / "runs" / "kill-reference" / "mlflow_run_id").read_text().strip()
     reference_losses = losses(root, ref_id)

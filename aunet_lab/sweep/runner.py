@@ -57,7 +57,10 @@ class StudyRunner:
         self.workers = max(1, workers)
         self.console = console
         cores = os.cpu_count() or 1
-        self.threads_per_trial = threads_per_trial or max(1, cores // self.workers)
+        # AUNET_LAB_THREADS set for the sweep itself fixes each trial's threads (several sweeps on a machine)
+        fixed = os.environ.get("AUNET_LAB_THREADS", "")
+        self.threads_per_trial = threads_per_trial or (int(fixed) if fixed.isdigit() and int(fixed) > 0 else 0) \
+            or max(1, cores // self.workers)
         self.outcomes: list[TrialOutcome] = []
         self._done = threading.Lock()
         self.plans: list[CellPlan] = []
