@@ -64,13 +64,15 @@ class ModelSection:
 
 @dataclass
 class OptimConfig:
+    """AdamW, linear warmup then cosine; the paper's recipe (docs/models.md) for every arch."""
+
     lr: float = 3e-3
-    weight_decay: float = 0.1
+    weight_decay: float = 0.1  # on every parameter, norm gains and embeddings included, as lingua
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     eps: float = 1e-8
     warmup_steps: int = 20
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at max_steps
-    grad_clip: float = 1.0
+    min_lr_ratio: float = 0.01  # cosine decays to lr * min_lr_ratio at max_steps
+    grad_clip: float = 0.2  # max global gradient norm
     accumulate: int = 1
 
     def __post_init__(self):

@@ -182,3 +182,74 @@ def test_levels_are_computed_per_document_inside_a_row():
     assert torch.equal(levels_from_ids(ids, "word")[0], expected)
     # A row that starts inside a document is taken as a document from its start.
     assert torch.equal(levels_from_ids(ids[:, 3:6], "word")[0], level_mask(first[2:5], "word", bos=False))
+
+
+def _expected_std(model) -> list[tuple[str, torch.Tensor, float]]:
+    """Every weight with the std of lingua's rule: fan-in^-0.5, per stage (docs/models.md)."""
+    cases = []
+    for name, p in model.named_parameters():
+        if name.endswith("per_offset"):
+            cases.append((name, p, p.shape[1] ** -0.5))  # [K, coarse (in), fine (out)]
+        elif p.dim() == 2:
+            cases.append((name, p, p.shape[1] ** -0.5))  # Linear [out, in]; Embedding [n, dim]
+    return cases
+
+
+def _assert_lingua_init(model):
+    cases = _expected_std(model)
+    assert cases
+    for name, p, std in cases:
+        w = p.detach()
+        # A normal truncated at 3 std has std 0.9866 std.
+        assert abs(w.std().item() / (0.9866 * std) - 1) < 0.1, (name, w.std().item(), std)
+        assert w.abs().max().item() <= 3 * std + 1e-6, name
+        assert abs(w.mean().item()) < 0.1 * std, name
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):
+            assert torch.equal(p, torch.ones_like(p)), name
+
+
+def test_aunet_init_is_lingua_fan_in_rule_per_stage():
+    torch.manual_seed(0)
+    stages = [StageConfig(32, 1, 2), StageConfig(64, 1, 4), StageConfig(96, 2, 6)]
+    model = AUNet(AUNetConfig(stages=stages, ffn_multiple_of=16))
+    _assert_lingua_init(model)
+    # The rule spelled out for the byte stage, the trunk and the FFN output (hidden^-0.5).
+    std = {name: p.std().item() / 0.9866 for name, p in model.named_parameters()}
+    assert abs(std["encoders.0.layers.0.attention.wq.weight"] - 32 ** -0.5) < 0.1 * 32 ** -0.5
+    assert abs(std["trunk.layers.1.attention.wo.weight"] - 96 ** -0.5) < 0.1 * 96 ** -0.5
+    hidden = model.trunk.layers[0].feed_forward.w2.in_features
+    assert hidden != 96 and abs(std["trunk.layers.0.feed_forward.w2.weight"] - hidden ** -0.5) < 0.1 * hidden ** -0.5
+    assert abs(std["pooling.1.proj.weight"] - 64 ** -0.5) < 0.1 * 64 ** -0.5  # fine -> coarse: in = 64
+    assert abs(std["upsampling.1.per_offset"] - 96 ** -0.5) < 0.1 * 96 ** -0.5  # coarse -> fine: in = 96
+    assert abs(std["tok_embeddings.weight"] - 32 ** -0.5) < 0.1 * 32 ** -0.5
+    assert torch.equal(model.upsampling[0].no_context, torch.zeros(32))
+
+
+def test_token_baseline_init_is_lingua_fan_in_rule():
+    torch.manual_seed(0)
+    _assert_lingua_init(TokenTransformer(TransformerConfig.tiny(vocab_size=300, dim=64)))
+
+
+def test_the_former_normal_init_is_still_available():
+    torch.manual_seed(0)
+    model = AUNet(AUNetConfig.tiny(stages=2, init="normal", init_std=0.02))
+    assert abs(model.encoders[0].layers[0].attention.wq.weight.std().item() - 0.02) < 0.004
+    with pytest.raises(ConfigError, match="init"):
+        AUNetConfig.tiny(stages=2, init="xavier")
+    with pytest.raises(ConfigError, match="init"):
+        TransformerConfig.tiny(init="xavier")
+
+
+def test_optimizer_follows_the_papers_recipe():
+    from aunet_lab.config import OptimConfig, TrainConfig
+    from aunet_lab.training.module import LMModule
+
+    o = OptimConfig()
+    assert (o.min_lr_ratio, o.grad_clip, o.weight_decay) == (0.01, 0.2, 0.1)
+    assert (o.betas, o.eps) == ([0.9, 0.95], 1e-8)
+    module = LMModule(TrainConfig(), max_steps=10)
+    optimizer = module.configure_optimizers()["optimizer"]
+    # lingua decays every parameter alike, norm gains and embeddings included.
+    assert all(group["weight_decay"] == 0.1 for group in optimizer.param_groups)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(module.parameters()))

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from aunet_lab.data.splitting import SplitSpecError, byte_levels, get_split_function
-from aunet_lab.models.blocks import KVCache, RMSNorm, Transformer, ffn_hidden_dim, init_weights
+from aunet_lab.models.blocks import (INIT_SCHEMES, KVCache, RMSNorm, Transformer, ffn_hidden_dim, init_weights,
+                                    trunc_normal)
 
 BYTE_VOCAB = 258
 BOS_ID = 256
@@ -65,6 +66,10 @@ class AUNetConfig:
     at the boundary position itself, zeros elsewhere). Offsets past ``max_offsets - 1``:
     ``offset_overflow="clamp"`` (default) uses the last matrix for all of them; ``"wrap"`` takes the
     offset modulo ``max_offsets`` like the reference code.
+
+    ``init``: ``lingua`` (default, the paper's code: truncated normal, std = fan-in^-0.5 per
+    stage, see docs/models.md) or ``normal`` (N(0, ``init_std``), output projections scaled by
+    depth; ``init_std`` is used by ``normal`` only).
     """
 
     stages: list[StageConfig]
@@ -78,6 +83,7 @@ class AUNetConfig:
     norm_eps: float = 1e-5
     skip: bool = True
     init_std: float = 0.02
+    init: str = "lingua"
 
     def __post_init__(self):
         self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
@@ -118,6 +124,8 @@ class AUNetConfig:
             raise ConfigError(f"{name}.offset_overflow: expected clamp or wrap, got {self.offset_overflow!r}")
         if self.vocab_size < BYTE_VOCAB:
             raise ConfigError(f"{name}.vocab_size: at least {BYTE_VOCAB} (bytes, BOS, EOS), got {self.vocab_size}")
+        if self.init not in INIT_SCHEMES:
+            raise ConfigError(f"{name}.init: expected one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
         if not 0 < self.ffn_multiple_of <= MAX_DIM:
             raise ConfigError(f"{name}.ffn_multiple_of: expected a positive integer, got {self.ffn_multiple_of}")
         try:
@@ -182,6 +190,16 @@ class Upsampling(nn.Module):
         elif kind == "repeat":
             self.offset_embedding = nn.Embedding(max_offsets, coarse_dim)
         self.no_context = nn.Parameter(torch.zeros(fine_dim))
+
+    def init_extra(self) -> None:
+        """lingua's init for what ``init_weights`` does not know: the per-offset maps, like every
+        linear, std = fan-in (coarse width)^-0.5; the offset embedding N(0, 1) (lingua's
+        ``pos_encoding`` keeps nn.Embedding's default); ``no_context`` (ours) zeros."""
+        if self.kind == "multilinear":
+            trunc_normal(self.per_offset, self.per_offset.shape[1] ** -0.5)
+        elif self.kind == "repeat":
+            nn.init.normal_(self.offset_embedding.weight)
+        nn.init.zeros_(self.no_context)
 
     def offset_index(self, offset: torch.Tensor) -> torch.Tensor:
         if self.overflow == "wrap":
@@ -298,7 +316,7 @@ class AUNet(nn.Module):
         self.decoders = nn.ModuleList(stack(s) for s in st[:-1])
         self.norm = RMSNorm(st[0].dim, eps)
         self.output = nn.Linear(st[0].dim, config.vocab_size, bias=False)
-        init_weights(self, config.init_std)
+        init_weights(self, config.init, config.init_std)
         self.last_stats: dict[str, list[torch.Tensor]] = {}
 
     @property

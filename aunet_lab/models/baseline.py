@@ -13,12 +13,15 @@ import torch
 from torch import nn
 
 from aunet_lab.models.aunet import ConfigError
-from aunet_lab.models.blocks import KVCache, RMSNorm, Transformer, ffn_hidden_dim, init_weights
+from aunet_lab.models.blocks import INIT_SCHEMES, KVCache, RMSNorm, Transformer, ffn_hidden_dim, init_weights
 
 
 @dataclass
 class TransformerConfig:
-    """A LLaMA-style decoder over token ids (pre-norm RMSNorm, RoPE, SwiGLU, untied head)."""
+    """A LLaMA-style decoder over token ids (pre-norm RMSNorm, RoPE, SwiGLU, untied head).
+
+    ``init``: ``lingua`` (default; truncated normal, std = fan-in^-0.5, see docs/models.md) or
+    ``normal`` (N(0, ``init_std``), output projections scaled by depth)."""
 
     vocab_size: int
     dim: int
@@ -30,6 +33,7 @@ class TransformerConfig:
     ffn_multiple_of: int = 256
     norm_eps: float = 1e-5
     init_std: float = 0.02
+    init: str = "lingua"
 
     def __post_init__(self):
         self.validate()
@@ -46,6 +50,8 @@ class TransformerConfig:
             raise ConfigError(f"{name}.heads: head dim {self.dim // self.heads} must be even for rotary embeddings")
         if self.window is not None and (not isinstance(self.window, int) or self.window <= 0):
             raise ConfigError(f"{name}.window: expected a positive integer or null, got {self.window!r}")
+        if self.init not in INIT_SCHEMES:
+            raise ConfigError(f"{name}.init: expected one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
         if self.ffn_multiple_of <= 0:
             raise ConfigError(f"{name}.ffn_multiple_of: expected a positive integer, got {self.ffn_multiple_of}")
 
@@ -74,7 +80,7 @@ class TokenTransformer(nn.Module):
                                  config.rope_theta, config.norm_eps)
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
-        init_weights(self, config.init_std)
+        init_weights(self, config.init, config.init_std)
 
     def forward(self, token_ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
         """Next-token logits [B, T, vocab]; position t predicts token t+1."""

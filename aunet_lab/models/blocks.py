@@ -209,11 +209,40 @@ class Transformer(nn.Module):
         return x
 
 
-def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """Normal(0, std) for linear and embedding weights, output projections scaled by depth."""
-    n_layers = max(1, sum(1 for m in module.modules() if isinstance(m, Block)))
-    for name, p in module.named_parameters():
-        if p.dim() < 2:
-            continue
-        scale = std / math.sqrt(2 * n_layers) if name.endswith(("wo.weight", "w2.weight")) else std
-        nn.init.normal_(p, mean=0.0, std=scale)
+INIT_SCHEMES = ("lingua", "normal")
+
+
+def trunc_normal(weight: torch.Tensor, std: float) -> None:
+    """Normal(0, std) truncated at 3 std, as lingua initialises every weight."""
+    nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-3 * std, b=3 * std)
+
+
+def init_weights(module: nn.Module, scheme: str = "lingua", std: float = 0.02) -> None:
+    """Initialise every parameter of ``module``.
+
+    ``lingua`` (the paper's code base, docs/models.md): each linear map truncated normal with
+    std = in_features^-0.5 (dim^-0.5 for wq/wk/wv/wo/w1/w3 and the head, hidden^-0.5 for w2, the
+    input width for pooling and upsampling), embeddings std = embedding_dim^-0.5, no depth factor,
+    norm gains 1. Modules with other weights initialise them in ``init_extra()``, called last.
+    ``normal``: the former N(0, std) with wo/w2 divided by sqrt(2 * number of blocks).
+    """
+    if scheme == "normal":
+        n_layers = max(1, sum(1 for m in module.modules() if isinstance(m, Block)))
+        for name, p in module.named_parameters():
+            if p.dim() < 2:
+                continue
+            scale = std / math.sqrt(2 * n_layers) if name.endswith(("wo.weight", "w2.weight")) else std
+            nn.init.normal_(p, mean=0.0, std=scale)
+        return
+    if scheme != "lingua":
+        raise ValueError(f"init: expected one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal(m.weight, m.in_features ** -0.5)
+        elif isinstance(m, nn.Embedding):
+            trunc_normal(m.weight, m.embedding_dim ** -0.5)
+        elif isinstance(m, RMSNorm):
+            nn.init.ones_(m.weight)
+    for m in module.modules():
+        if hasattr(m, "init_extra"):
+            m.init_extra()

@@ -178,11 +178,13 @@ class LMModule(pl.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         o = self.config.optim
-        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        # Weight decay on every parameter, vectors (norm gains, no_context) included, as lingua's
+        # AdamW(model.parameters()). Two groups only so that checkpoints written when vectors were
+        # not decayed still load (their saved groups keep their own decay).
+        matrices = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
+        vectors = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
+        optimizer = torch.optim.AdamW([{"params": matrices}, {"params": vectors}], lr=o.lr,
+                                      betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
         total = self.max_steps_total  # from max_steps, never estimated_stepping_batches (Lightning #20550)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, o.warmup_steps, total, o.min_lr_ratio))
