@@ -355,14 +355,14 @@ def cmd_sweep(args) -> int:
             overrides["output_dir"] = args.output_dir
         spec = load_spec(args.study, overrides)
         if args.plan:
-            return _print_plan(spec, console, args.json)
+            return _print_plan(spec, console, args.json, args.strict)
         if args.json:
             raise UserError("--json: only with --plan (the plan as JSON)")
         if args.check:
             return _check_sweep(spec, args)
         from aunet_lab.sweep.runner import StudyRunner
 
-        runner = StudyRunner(spec, args.storage, args.workers, console)
+        runner = StudyRunner(spec, args.storage, args.workers, console, strict=args.strict)
         runner.prepare(args.resume)
     except (ConfigError, DataConfigError, ManifestError, CorpusError, StorageError, TrackingError) as err:
         raise UserError(str(err)) from None
@@ -477,7 +477,16 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _print_plan(spec, console, as_json: bool = False) -> int:
+def _refused_lines(spec, plans, strict: bool) -> int:
+    """A refused cell: an error with --strict (exit 2), else a note that the sweep skips it."""
+    refused = [p for p in plans if not p.feasible]
+    for p in refused:
+        what = "error" if strict else "skipped"
+        print(f"{what}: {spec.path}: cell {p.cell.id}: {'; '.join(p.refusals)}", file=sys.stderr)
+    return 2 if refused and strict else 0
+
+
+def _print_plan(spec, console, as_json: bool = False, strict: bool = False) -> int:
     from rich.console import Console
     from rich.table import Table
 
@@ -489,10 +498,7 @@ def _print_plan(spec, console, as_json: bool = False) -> int:
         import json
 
         print(json.dumps(plan_json(spec, plans), indent=1))
-        for p in plans:
-            if not p.feasible:
-                print(f"error: {spec.path}: cell {p.cell.id}: {'; '.join(p.refusals)}", file=sys.stderr)
-        return 2 if any(not p.feasible for p in plans) else 0
+        return _refused_lines(spec, plans, strict)
     frame = plan_table(spec, plans)
     pre = sum(p.cell.phase == "pretrain" for p in plans)
     table = Table(title=f"study {spec.name}: {len(plans) - pre} cells x {spec.tune.trials} trials"
@@ -505,10 +511,7 @@ def _print_plan(spec, console, as_json: bool = False) -> int:
     Console(width=240).print(table)
     total = sum(p.estimated_seconds(sum(spec.trials_wanted(p.cell))) or 0 for p in plans if p.feasible)
     print(f"estimated time with one worker on this machine: {_duration(total)}")
-    refused = [p for p in plans if not p.feasible]
-    for p in refused:
-        print(f"error: {spec.path}: cell {p.cell.id}: {'; '.join(p.refusals)}", file=sys.stderr)
-    return 2 if refused else 0
+    return _refused_lines(spec, plans, strict)
 
 
 def cmd_report(args) -> int:
@@ -516,9 +519,28 @@ def cmd_report(args) -> int:
     from aunet_lab.reports.collect import ReportError
     from aunet_lab.training.tracking import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(args.tracking_uri)
+    if args.runs and args.export:
+        raise UserError("--runs builds from a runs table, --export writes one: not both")
+    if not args.runs and not args.study:
+        raise UserError("report: name a study (its MLflow experiment), or give --runs TABLE")
     try:
-        report = build_report(args.study, uri, args.out)
+        if args.export:
+            from aunet_lab.reports.collect import collect, export_runs
+
+            runs = collect(args.study, resolve_tracking_uri(args.tracking_uri))
+            written = export_runs(runs, args.export)
+            print(f"runs table of {args.study}: {len(runs.runs)} runs -> " + ", ".join(str(p) for p in written))
+            print(f"rebuild the report from it: aunet-lab report --runs {args.export}")
+            return 0
+        if args.runs:
+            from aunet_lab.reports.collect import load_runs_table
+
+            runs = load_runs_table(args.runs)
+            if args.study and args.study != runs.name:
+                raise UserError(f"--runs {args.runs}: a table of study {runs.name!r}, not {args.study!r}")
+            report = build_report(runs.name, runs.source, args.out, runs=runs)
+        else:
+            report = build_report(args.study, resolve_tracking_uri(args.tracking_uri), args.out)
     except ReportError as err:
         raise UserError(str(err)) from None
     print(f"report: {report.pdf} ({report.pages} pages); runs table: {report.csv}; figures: "
@@ -665,11 +687,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="where the study's folder goes (default: the spec's output_dir, runs/studies)")
     p.add_argument("--check", action="store_true", help="validate the spec, storage, store and folders; list the "
                    "cells; create, train and measure nothing")
+    p.add_argument("--strict", action="store_true", help="a cell the plan refuses is an error (exit 2); by default "
+                   "it is skipped with its reason and the other cells run")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="a study's PDF report (fits, figures, tables) from its MLflow runs")
-    p.add_argument("study", help="the study's name (its MLflow experiment)")
+    p = sub.add_parser("report", help="a study's PDF report (fits, figures, tables) from its MLflow runs or a runs table")
+    p.add_argument("study", nargs="?", help="the study's name (its MLflow experiment); optional with --runs")
     p.add_argument("--out", type=Path, help="the PDF (default reports/STUDY.pdf; the CSV and PNGs go beside it)")
+    p.add_argument("--runs", type=Path, help="build from a runs table (.csv or .parquet) that --export wrote, "
+                                             "not from MLflow")
+    p.add_argument("--export", type=Path, help="write the study's runs table (.csv or .parquet, with its "
+                                               ".study.json and .curves.csv) and stop; no PDF")
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.set_defaults(func=cmd_report)
 

@@ -112,6 +112,7 @@ class TrainerConfig:
     sample_bytes: int = 120
     progress: bool = True
     peak_flops: float | None = None  # per device, for MFU; default: what `aunet-lab peak` measured, if anything
+    count_head_flops: bool = False  # the output head's FLOPs in compute/flops_per_byte (a study's sizing.count_head)
 
     # Keys that no longer exist, with what replaces them (one line instead of "unknown key").
     REMOVED = {

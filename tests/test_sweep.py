@@ -137,16 +137,19 @@ def test_plan_prints_every_cell_and_refuses_infeasible_ones(udhr):
 
     # A budget past the repetition limit, one below a batch, and a compute budget too small to size
     # AU-Net-2 at this granularity: all refused before anything trains.
+    # (--strict makes a refusal an error; without it the sweep skips the cell, see the smoke test).
     bad = write_spec(root, manifest, "plan-bad", axes__data_budget=["100B", "90KB"])
-    result = cli("sweep", str(bad), "--plan")
+    result = cli("sweep", str(bad), "--plan", "--strict")
     assert result.returncode == 2
-    assert "cell bpe-100B-en: budget below one batch" in result.stderr
+    assert "error: " in result.stderr and "cell bpe-100B-en: budget below one batch" in result.stderr
     assert "cell aunet2-90KB-en: repetition past the maximum" in result.stderr
+    result = cli("sweep", str(bad), "--plan")
+    assert result.returncode == 0 and "skipped: " in result.stderr and "cell bpe-100B-en: budget below" in result.stderr
     small = write_spec(root, manifest, "plan-small", axes__data_budget=None, axes__compute_budget=[1e6],
                        axes__arch=["aunet2"], sizing={"width_multiple": 64, "head_dim": 32})
-    result = cli("sweep", str(small), "--plan")
+    result = cli("sweep", str(small), "--plan", "--strict")
     assert result.returncode == 2 and "model too small for its stages" in result.stderr
-    result = cli("sweep", str(bad))
+    result = cli("sweep", str(bad), "--strict")
     assert result.returncode == 2 and "budget below one batch" in result.stderr
     assert not (root / "studies" / "plan-bad" / "optuna.journal").exists()
 
@@ -167,14 +170,20 @@ def test_smoke_study_end_to_end(udhr):
     # bpe and aunet2, two budgets, two learning rates per cell (one mixture, to keep the suite short)
     path = write_spec(root, manifest, "smoke-test", pruner={"name": "median", "n_startup_trials": 1,
                                                            "warmup_fraction": 0.3},
-                      axes__mixture={"en-fr": {"en": 0.5, "fr": 0.5}})
+                      axes__mixture={"en-fr": {"en": 0.5, "fr": 0.5}}, axes__data_budget=["6KB", "12KB", "100B"])
     result = cli("sweep", str(path), "--workers", "2")
     assert result.returncode == 0, result.stderr[-3000:]
+    # The 100-byte cells are below one batch: skipped with their reason, the others run.
+    assert "skipped cell bpe-100B-enfr: budget below one batch" in result.stderr
     folder = root / "studies" / "smoke-test"
     storage = open_storage(str(folder / "optuna.journal"))
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
     assert len(names) == 4 and all(n.startswith("smoke-test/") for n in names)
     summary = {row["cell"]: row for row in _read_csv(folder / "summary.csv")}
+    refused = {cell: row["refused"] for cell, row in summary.items() if row.get("refused")}
+    assert set(refused) == {"bpe-100B-enfr", "aunet2-100B-enfr"}
+    assert all("budget below one batch" in reason for reason in refused.values())
+    summary = {cell: row for cell, row in summary.items() if cell not in refused}
     assert len(summary) == 4
     for name in names:
         trials = optuna.load_study(study_name=name, storage=storage).get_trials()
@@ -195,6 +204,7 @@ def test_smoke_study_end_to_end(udhr):
     parents = [r for r in runs if r.data.tags.get("aunet.kind") == "study"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert set(json.loads(parents[0].data.tags["aunet.refused"])) == set(refused)
     assert len(children) == 8
     for r in children:
         tags = r.data.tags

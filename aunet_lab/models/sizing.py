@@ -13,7 +13,8 @@ FLOPs convention (one everywhere, the paper's section 2.3):
   stage 2, doubled for each deeper stage);
 * the BPE baseline: FLOPs per token / bytes per token measured on the same text;
 * output-head FLOPs (``6 * d * vocab`` per output position) are reported separately and are not in
-  the totals used for compute matching.
+  the totals used for compute matching, unless a study's ``sizing.count_head`` (and its runs'
+  ``trainer.count_head_flops``) says so: at CPU widths the head is most of a BPE model's compute.
 
 Imports only torch (must run on a bare GPU box).
 """
@@ -231,32 +232,78 @@ def _round_to(x: float, multiple: int) -> int:
     return max(multiple, int(round(x / multiple)) * multiple)
 
 
-def bpe_shape(dim: int, vocab_size: int, head_dim: int = 64, ffn_multiple_of: int = 256) -> TransformerConfig:
-    layers = max(1, int(round(dim / ASPECT_RATIO)))
-    return TransformerConfig(vocab_size, dim, layers, max(1, dim // head_dim), ffn_multiple_of=ffn_multiple_of)
+@dataclass
+class Scale:
+    """How small the matched shapes are: the paper's rule with CPU-sized widths and heads.
+
+    ``aspect_ratio`` is width / depth (the paper's 93; a CPU ladder uses less, or every model has
+    one layer). ``count_head``: the output head's FLOPs count in matching (and in the runs' logged
+    compute); at CPU widths a BPE head of a few thousand entries costs several times the body.
+    ``shrink``: when the paper's byte stage alone costs more than the budget allows, narrow its
+    window (down to ``min_byte_window``), then its layers, then its width, before giving up."""
+
+    head_dim: int = 32
+    width_multiple: int = 32
+    byte_layers: int = 2
+    byte_window: int | None = 256
+    ffn_multiple_of: int = 32
+    max_dim: int = 4096
+    aspect_ratio: float = ASPECT_RATIO
+    count_head: bool = False
+    shrink: bool = True
+    min_byte_window: int = 32
+
+
+def _heads(dim: int, head_dim: int) -> int:
+    """About dim / head_dim heads: the most that divide ``dim`` into even head widths (RoPE)."""
+    heads = max(1, dim // head_dim)
+    while heads > 1 and (dim % heads or (dim // heads) % 2):
+        heads -= 1
+    return heads
+
+
+MATCH_TOLERANCE = 1.25  # a shape within this factor of the target FLOPs needs no further shrinking
+
+
+def bpe_shape(dim: int, vocab_size: int, head_dim: int = 64, ffn_multiple_of: int = 256,
+              aspect_ratio: float = ASPECT_RATIO) -> TransformerConfig:
+    layers = max(1, int(round(dim / aspect_ratio)))
+    return TransformerConfig(vocab_size, dim, layers, _heads(dim, head_dim), ffn_multiple_of=ffn_multiple_of)
 
 
 def aunet_shape(dim: int, stages: int, split: str = "word", byte_layers: int = 3, head_dim: int = 64,
-                byte_window: int | None = 512, ffn_multiple_of: int = 256) -> AUNetConfig:
-    """The paper's AU-Net sizing rule around a word-stage width ``dim``: byte stage dim/4 with
-    ``byte_layers`` layers (3 in the paper) and a sliding window, deeper stages 1.5x wider each, 3
-    layers in each intermediate stage, and the rest of a BPE-like depth (dim / 93) in the deepest."""
+                byte_window: int | None = 512, ffn_multiple_of: int = 256, aspect_ratio: float = ASPECT_RATIO,
+                byte_factor: float = DIM_GROWTH[0]) -> AUNetConfig:
+    """The paper's AU-Net sizing rule around a word-stage width ``dim``: byte stage ``byte_factor``
+    (1/4) of it with ``byte_layers`` layers (3 in the paper) and a sliding window, deeper stages 1.5x
+    wider each, 3 layers in each intermediate stage (fewer if the byte stage has fewer), and the rest
+    of a BPE-like depth (dim / ``aspect_ratio``) in the deepest."""
     if stages == 1:
-        layers = max(1, int(round(dim / ASPECT_RATIO)))
-        return AUNetConfig([StageConfig(dim, layers, max(1, dim // head_dim))], split=split,
+        layers = max(1, int(round(dim / aspect_ratio)))
+        return AUNetConfig([StageConfig(dim, layers, _heads(dim, head_dim))], split=split,
                            ffn_multiple_of=ffn_multiple_of)
-    total = max(1, int(round(dim / ASPECT_RATIO)))
+    total = max(1, int(round(dim / aspect_ratio)))
     stage_list = []
     for k in range(stages):
-        width = _round_to(dim * DIM_GROWTH[k], head_dim)
+        width = _round_to(dim * (byte_factor if k == 0 else DIM_GROWTH[k]), head_dim)
         if k == 0:
             layers, window = byte_layers, byte_window
         elif k < stages - 1:
             layers, window = min(3, byte_layers), None
         else:
             layers, window = max(1, total - 3 * (stages - 2)), None
-        stage_list.append(StageConfig(width, layers, max(1, width // head_dim), window))
+        stage_list.append(StageConfig(width, layers, _heads(width, head_dim), window))
     return AUNetConfig(stage_list, split=split, ffn_multiple_of=ffn_multiple_of)
+
+
+def byte_stage_variants(byte_layers: int, byte_window: int | None, min_window: int = 32) -> list[tuple]:
+    """(width factor, layers, window) of the byte stage, from the paper's rule to the smallest:
+    the window halves first, then layers go, then the width halves."""
+    windows = [byte_window]
+    while windows[-1] is not None and windows[-1] // 2 >= min_window:
+        windows.append(windows[-1] // 2)
+    return [(factor, layers, window) for factor in (DIM_GROWTH[0], DIM_GROWTH[0] / 2)
+            for layers in range(byte_layers, 0, -1) for window in windows]
 
 
 def _fit_width(target: float, make, flops, multiple: int, lo: int, hi: int) -> tuple[object, float]:
@@ -275,16 +322,20 @@ def match_compute(budget: float, ratio: float = 10.0, stages: tuple[int, ...] = 
                   seq_len_bytes: int = 8192, bytes_per_unit: dict[int, list[float]] | None = None,
                   head_dim: int = 64, width_multiple: int = 64, max_dim: int = 8192, byte_layers: int = 3,
                   byte_window: int | None = 512, ffn_multiple_of: int = 256, split: str = "word",
-                  measured: dict | None = None) -> MatchedConfigs:
+                  measured: dict | None = None, aspect_ratio: float = ASPECT_RATIO, count_head: bool = False,
+                  shrink: bool = False, min_byte_window: int = 32) -> MatchedConfigs:
     """BPE and AU-Net-k configs for a training budget ``budget`` (FLOPs) at data-to-model ratio
     ``ratio`` (tokens per FLOP-per-token, the paper's gamma, in BPE tokens).
 
     BPE: FLOPs per token F = sqrt(budget / ratio), trained on ratio * F tokens. AU-Net: the same
     budget over ``bytes_per_token`` times as many bytes (gamma_byte = k^2 gamma), so its FLOPs per
     byte is F / k. Widths are searched in steps of ``width_multiple`` for the closest FLOPs; scale
-    down to CPU sizes with a small ``width_multiple``, ``head_dim`` and ``byte_layers``.
-    ``measured`` (the output of :func:`aunet_lab.data.bpe.measure_units`) replaces the paper's
-    4.56 bytes per token and the default bytes per unit with the corpus's own.
+    down to CPU sizes with a small ``width_multiple``, ``head_dim``, ``byte_layers`` and
+    ``aspect_ratio``. ``count_head`` counts the output heads' FLOPs in the match; ``shrink`` lets the
+    AU-Net byte stage narrow (:func:`byte_stage_variants`) until a shape is within
+    ``MATCH_TOLERANCE`` of the target. ``measured`` (the output of
+    :func:`aunet_lab.data.bpe.measure_units`) replaces the paper's 4.56 bytes per token and the
+    default bytes per unit with the corpus's own.
     """
     if budget <= 0 or ratio <= 0:
         raise ValueError("budget and ratio must be positive")
@@ -297,23 +348,38 @@ def match_compute(budget: float, ratio: float = 10.0, stages: tuple[int, ...] = 
     f_token = math.sqrt(budget / ratio)
     tokens = ratio * f_token
     seq_tokens = max(1, int(seq_len_bytes / bytes_per_token))
-    bpe, f_bpe = _fit_width(
-        f_token,
-        lambda d: bpe_shape(d, vocab_size, head_dim, ffn_multiple_of),
-        lambda c: flops_per_byte(c, seq_tokens, bytes_per_token=bytes_per_token).flops_per_unit[0],
-        width_multiple, width_multiple, max_dim,
-    )
+
+    def bpe_flops(c):
+        report = flops_per_byte(c, seq_tokens, bytes_per_token=bytes_per_token)
+        return report.flops_per_unit[0] + (report.head * bytes_per_token if count_head else 0.0)
+
+    bpe, f_bpe = _fit_width(f_token, lambda d: bpe_shape(d, vocab_size, head_dim, ffn_multiple_of, aspect_ratio),
+                            bpe_flops, width_multiple, width_multiple, max_dim)
     f_byte = f_token / bytes_per_token
+    variants = byte_stage_variants(byte_layers, byte_window, min_byte_window) if shrink else \
+        [(DIM_GROWTH[0], byte_layers, byte_window)]
     aunets, f_aunet = {}, {}
     for k in stages:
         bpu = (bytes_per_unit or {}).get(k)
-        cfg, f = _fit_width(
-            f_byte,
-            lambda d, k=k: aunet_shape(d, k, split, byte_layers, head_dim, byte_window, ffn_multiple_of),
-            lambda c, bpu=bpu: flops_per_byte(c, seq_len_bytes, bpu, bytes_per_token).total,
-            width_multiple, width_multiple * (4 if k > 1 else 1), max_dim,
-        )
-        aunets[k], f_aunet[k] = cfg, f
+
+        def aunet_flops(c, bpu=bpu):
+            report = flops_per_byte(c, seq_len_bytes, bpu, bytes_per_token)
+            return report.total_with_head if count_head else report.total
+
+        best = None
+        for factor, layers, window in (variants if k > 1 else variants[:1]):
+            cfg, f = _fit_width(
+                f_byte,
+                lambda d, k=k, factor=factor, layers=layers, window=window: aunet_shape(
+                    d, k, split, layers, head_dim, window, ffn_multiple_of, aspect_ratio, factor),
+                aunet_flops, width_multiple, width_multiple * (4 if k > 1 else 1), max_dim,
+            )
+            err = abs(math.log(f / f_byte))
+            if best is None or err < best[0] - 1e-12:
+                best = (err, cfg, f)
+            if err <= math.log(MATCH_TOLERANCE):
+                break
+        aunets[k], f_aunet[k] = best[1], best[2]
     return MatchedConfigs(budget, ratio, bytes_per_token, bpe, tokens, f_bpe, aunets, tokens * bytes_per_token,
                           f_aunet)
 
@@ -339,10 +405,11 @@ class HParams:
     clamped: bool
 
 
-def hyperparameters(compute: float, arch: str) -> HParams:
-    """The paper's batch size and learning rate for ``arch`` ('aunet' or 'bpe') at ``compute`` FLOPs."""
+def hyperparameters(compute: float, arch: str, extrapolate: bool = False) -> HParams:
+    """The paper's batch size and learning rate for ``arch`` ('aunet' or 'bpe') at ``compute`` FLOPs
+    (clamped to the laws' fitted range, unless ``extrapolate``)."""
     family = "bpe" if arch == "bpe" else "aunet"
     lo, hi = HPARAM_FIT_RANGE
-    used = min(max(compute, lo), hi)
+    used = compute if extrapolate else min(max(compute, lo), hi)
     (cb, eb), (cl, el) = HPARAM_LAWS[family]["batch"], HPARAM_LAWS[family]["lr"]
     return HParams(cb * used**eb, cl * used**el, used, used != compute)

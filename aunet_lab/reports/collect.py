@@ -33,6 +33,25 @@ class StudyRuns:
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     languages: list[str] = field(default_factory=list)
     spec_text: str = ""
+    source: str = ""  # where the runs came from: the MLflow store, or the runs table's path
+    curves: pd.DataFrame | None = None  # from a runs table: run_id, bytes_seen, value of train/bpb
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Cells the sweep skipped, with the plan's reason (the parent run's ``aunet.refused``)."""
+        try:
+            return dict(json.loads(self.parent.get("tags", {}).get("aunet.refused", "{}")))
+        except ValueError:
+            return {}
+
+    def learning_curve(self, run_id: str, key: str = "train/bpb") -> tuple[list[float], list[float]]:
+        """(bytes seen, value) of one run's training curve, from MLflow or from the runs table."""
+        if self.curves is not None:
+            rows = self.curves[(self.curves["run_id"] == run_id) & (self.curves["key"] == key)]
+            return rows["bytes_seen"].tolist(), rows["value"].tolist()
+        from aunet_lab.training.tracking import client_for
+
+        return learning_curve(client_for(self.tracking_uri), run_id, key)
 
     def counts(self) -> dict[str, int]:
         if self.runs.empty:
@@ -77,7 +96,7 @@ def collect(study: str, tracking_uri: str) -> StudyRuns:
         raise ReportError(f"no study {study!r} in {tracking_uri} (studies there: {', '.join(known) or 'none'})")
     runs = client.search_runs([exp.experiment_id], max_results=50000, order_by=["attributes.start_time ASC"])
     parents = [r for r in runs if r.data.tags.get("aunet.kind") == "study"]
-    out = StudyRuns(study, tracking_uri)
+    out = StudyRuns(study, tracking_uri, source=tracking_uri)
     if parents:
         # The study run most recently started (a study run again from scratch, as the demo does,
         # gets a new parent run in the same experiment); only its trials are reported.
@@ -172,3 +191,95 @@ def _float(value):
         return float(value) if value not in (None, "", "null", "None") else None
     except ValueError:
         return None
+
+
+# ---------------------------------------------------------------------------- runs tables
+# A study's runs as a file: the frame collect() builds (CSV or Parquet, by the suffix), a sidecar
+# ``<name>.study.json`` (study name, parent run's tags and params, the spec, languages) and
+# ``<name>.curves.csv`` (each run's training curve). A report built from the three is the report
+# built from MLflow; the files can be committed, shared and rebuilt without the store.
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+REQUIRED_COLUMNS = ("run_id", "status", "cell", "trial", "role", "arch", "seed", "compute", "val_objective",
+                    "test_bpb", "git_commit", "data_hash", "manifest")
+
+
+def _sidecars(path) -> tuple:
+    from pathlib import Path
+
+    path = Path(path)
+    return path.with_name(path.stem + ".study.json"), path.with_name(path.stem + ".curves.csv")
+
+
+def export_runs(runs: StudyRuns, path, progress=None) -> list:
+    """Write ``runs`` to ``path`` (.csv or .parquet) with its two sidecars; each file written whole
+    (a temporary file, then renamed). Returns the paths written."""
+    import os
+    from pathlib import Path
+
+    from aunet_lab.training.tracking import client_for
+
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ReportError(f"--export {path}: expected a .csv or .parquet file")
+    meta_path, curves_path = _sidecars(path)
+    client = client_for(runs.tracking_uri)
+    curves = []
+    finished = runs.runs[runs.runs["status"] == "finished"] if not runs.runs.empty else runs.runs
+    for run_id in finished.get("run_id", []):
+        x, y = learning_curve(client, run_id, "train/bpb")
+        curves += [{"run_id": run_id, "key": "train/bpb", "bytes_seen": a, "value": b} for a, b in zip(x, y)]
+        if progress:
+            progress(run_id)
+    meta = {"study": runs.name, "tracking_uri": runs.tracking_uri, "parent": runs.parent,
+            "languages": runs.languages, "spec_text": runs.spec_text}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for target, write in ((path, lambda tmp: (runs.runs.to_parquet(tmp, index=False) if path.suffix == ".parquet"
+                                              else runs.runs.to_csv(tmp, index=False))),
+                          (meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))),
+                          (curves_path, lambda tmp: pd.DataFrame(curves, columns=["run_id", "key", "bytes_seen", "value"])
+                           .to_csv(tmp, index=False))):
+        tmp = target.with_name(target.name + ".tmp")
+        write(tmp)
+        os.replace(tmp, target)
+        written.append(target)
+    return written
+
+
+def load_runs_table(path) -> StudyRuns:
+    """A study's runs from a table :func:`export_runs` wrote; ReportError (one line) if it is not one."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ReportError(f"--runs {path}: expected a .csv or .parquet runs table")
+    if not path.is_file():
+        raise ReportError(f"--runs {path}: no such file")
+    meta_path, curves_path = _sidecars(path)
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=True)
+    except Exception as err:  # pandas/pyarrow raise many types for a damaged file
+        raise ReportError(f"--runs {path}: not a readable runs table ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing and not frame.empty:
+        raise ReportError(f"--runs {path}: not a runs table of aunet-lab report --export (missing columns: "
+                          f"{', '.join(missing)})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    except (OSError, ValueError) as err:
+        raise ReportError(f"{meta_path}: unreadable study sidecar ({type(err).__name__})") from None
+    for col in ("git_commit", "data_hash", "manifest", "split", "languages", "mixture", "budget", "failure",
+                "pretrain_cell", "run_name"):
+        if col in frame.columns:
+            frame[col] = frame[col].fillna("").astype(str)
+    curves = None
+    if curves_path.is_file():
+        curves = pd.read_csv(curves_path)
+    languages = meta.get("languages") or sorted({c.split("/", 2)[2] for c in frame.columns
+                                                 if c.startswith("test/bpb/")})
+    return StudyRuns(meta.get("study") or path.stem, meta.get("tracking_uri", ""), parent=meta.get("parent", {}),
+                     runs=frame, languages=languages, spec_text=meta.get("spec_text", ""), source=str(path),
+                     curves=curves if curves is not None else pd.DataFrame(columns=["run_id", "key", "bytes_seen",
+                                                                                     "value"]))

@@ -30,6 +30,7 @@ class CellPlan:
     lr_law: float
     lr_range: tuple[float, float]
     lr_clamped: bool
+    lr_source: str = "law"  # law / law, clamped / law, extrapolated / pilot / spec; ", bounded" when cut
     seconds_per_step: float | None = None
     refusals: list[str] = field(default_factory=list)
 
@@ -145,14 +146,17 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
                 model = section.aunet
                 model.split = cell.split
         config = with_model(config, model)
+        config.trainer.count_head_flops = bool(spec.sizing.count_head) if cell.budget_kind == "compute" \
+            else config.trainer.count_head_flops
         params = _non_embedding(model)
         if cell.budget_kind == "compute":
             # Sized on a sample of the mixture's text; the trial's own stream gives the final FLOPs below.
             if cell.arch == "bpe":
                 sample_fpb = flops_per_byte(model, window_tokens(window, pooled["bytes_per_token"]),
-                                            bytes_per_token=pooled["bytes_per_token"]).total
+                                            bytes_per_token=pooled["bytes_per_token"])
             else:
-                sample_fpb = flops_per_byte(model, window, pooled["bytes_per_unit"][: model.n_stages]).total
+                sample_fpb = flops_per_byte(model, window, pooled["bytes_per_unit"][: model.n_stages])
+            sample_fpb = sample_fpb.total_with_head if spec.sizing.count_head else sample_fpb.total
             n_bytes = int(cell.budget / sample_fpb)
             target = math.sqrt(cell.budget / spec.sizing.ratio) / pooled["bytes_per_token"]
             if abs(math.log(sample_fpb / target)) > math.log(1.5):
@@ -192,11 +196,18 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
         if cell.arch != "bpe" and arch_stages(cell.arch) > 1 and \
                 window < 4 * pooled["bytes_per_unit"][arch_stages(cell.arch) - 1]:
             refusals.append(f"window of {window} bytes holds under 4 units of the deepest stage")
-        steps = max(1, math.ceil(n_bytes / batch_bytes))
         law = hyperparameters(compute if math.isfinite(compute) else 1.0, "bpe" if cell.arch == "bpe" else "aunet")
-        lr_range = tuple(spec.tune.lr) if spec.tune.lr else (law.lr / spec.tune.lr_factor, law.lr * spec.tune.lr_factor)
-        plan = CellPlan(cell, config, _shape(model), params, fpb, n_bytes, compute, epochs, steps, law.lr, lr_range,
-                        law.clamped, refusals=refusals)
+        centre, source = learning_rate(spec, cell, compute, law)
+        if cell.budget_kind == "compute":
+            config.data.batch_size = batch_windows(spec, cell, compute, n_bytes, window, pooled)
+            batch_bytes = config.data.batch_size * window
+        steps = max(1, math.ceil(n_bytes / batch_bytes))
+        if spec.tune.lr:
+            lr_range, source = tuple(spec.tune.lr), "spec"
+        else:
+            lr_range = (centre / spec.tune.lr_factor, centre * spec.tune.lr_factor)
+        plan = CellPlan(cell, config, _shape(model), params, fpb, n_bytes, compute, epochs, steps, centre, lr_range,
+                        law.clamped, source, refusals=refusals)
         # Timed only at sizes this machine can build in a moment (paper-scale templates plan anywhere).
         if time_steps and not refusals and params < 50_000_000:
             key = (plan.shape, cell.arch == "bpe", config.data.batch_size, units, cell.vocab_size)
@@ -205,6 +216,45 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
             plan.seconds_per_step = timings[key]
         plans.append(plan)
     return plans
+
+
+def learning_rate(spec: StudySpec, cell: Cell, compute: float, law) -> tuple[float, str]:
+    """The centre of a cell's learning-rate range, and where it came from. Inside the paper's laws'
+    fitted range (or for a data-budget cell): the law. Below it, for a compute-budget cell: a pilot
+    study's learning rate for the architecture (``tune.lr_anchor`` at ``tune.anchor_compute``) moved
+    along the law's slope, or else the law extrapolated; both bounded by ``tune.lr_bounds``."""
+    from aunet_lab.models.sizing import HPARAM_FIT_RANGE, HPARAM_LAWS, hyperparameters
+
+    t = spec.tune
+    if cell.budget_kind != "compute" or not math.isfinite(compute) or compute >= HPARAM_FIT_RANGE[0]:
+        return law.lr, "law, clamped" if law.clamped else "law"
+    family = "bpe" if cell.arch == "bpe" else "aunet"
+    if t.lr_anchor and cell.arch in t.lr_anchor:
+        lr = t.lr_anchor[cell.arch] * (compute / t.anchor_compute) ** HPARAM_LAWS[family]["lr"][1]
+        source = "pilot"
+    else:
+        lr, source = hyperparameters(compute, family, extrapolate=True).lr, "law, extrapolated"
+    lo, hi = t.lr_bounds
+    if not lo <= lr <= hi:
+        lr, source = min(max(lr, lo), hi), source + ", bounded"
+    return lr, source
+
+
+def batch_windows(spec: StudySpec, cell: Cell, compute: float, n_bytes: int, window: int, pooled: dict) -> int:
+    """Windows per step of a compute-budget cell: the base config's, or (``tune.batch: law``) the
+    paper's batch-size law extrapolated to the cell's compute (in bytes for AU-Net, tokens for BPE);
+    then fewer, if needed, so that the run takes at least ``tune.min_steps`` steps."""
+    from aunet_lab.models.sizing import hyperparameters
+
+    base = spec.base.get("data", {}).get("batch_size", 8)
+    windows = base
+    if spec.tune.batch == "law" and math.isfinite(compute):
+        family = "bpe" if cell.arch == "bpe" else "aunet"
+        units = hyperparameters(compute, family, extrapolate=True).batch_size
+        batch_bytes = units * (pooled["bytes_per_token"] if family == "bpe" else 1.0)
+        windows = max(1, round(batch_bytes / window))
+    most = max(1, n_bytes // (window * spec.tune.min_steps))
+    return int(max(1, min(windows, most)))
 
 
 def _non_embedding(model) -> int:
@@ -274,7 +324,8 @@ def trial_flops(config: TrainConfig, model=None, tokenizer=None) -> tuple[float,
     data = copy.deepcopy(config.data)
     data.arch = config.model.arch
     measured, window = measure_training_stream(data, tokenizer)
-    return model_flops(model or model_config_of(config), window, measured).total, window
+    report = model_flops(model or model_config_of(config), window, measured)
+    return (report.total_with_head if config.trainer.count_head_flops else report.total), window
 
 
 def warm_start_tokenizer(spec: StudySpec, cell: Cell, plans: list) -> object | None:
@@ -338,7 +389,8 @@ def plan_table(spec: StudySpec, plans: list[CellPlan]):
             "vocab": c["vocab_size"] or "", "seed": c["seed"], "shape": c["shape"], "params": c["params"],
             "flops/byte": num(c["flops_per_byte"], ".3g"), "bytes": c["bytes"], "compute": num(c["compute"], ".3g"),
             "epochs": f"{max(c['epochs'].values()):.2f}", "steps": c["steps"],
-            "lr range": f"{lo:.2g}-{hi:.2g}" + (" (law clamped)" if c["lr_law_clamped"] else ""),
+            "batch": c["batch_size"],
+            "lr range": (f"{lo:.2g}" if lo == hi else f"{lo:.2g}-{hi:.2g}") + f" ({c['lr_source']})",
             "est. time": _duration(c["estimated_seconds"]) if c["estimated_seconds"] is not None else "-",
             "status": "ok" if c["refused"] is None else "REFUSED: " + c["refused"],
         })
@@ -362,6 +414,7 @@ def plan_json(spec: StudySpec, plans: list[CellPlan]) -> dict:
             "flops_per_byte": None if math.isnan(p.flops_per_byte) else p.flops_per_byte, "bytes": p.bytes,
             "compute": None if math.isnan(p.compute) else p.compute, "epochs": p.epochs, "steps": p.steps,
             "trials": sum(spec.trials_wanted(c)), "lr_range": list(p.lr_range), "lr_law_clamped": p.lr_clamped,
+            "lr_source": p.lr_source, "batch_size": p.config.data.batch_size,
             "estimated_seconds": est, "pretrain": c.pretrain or None,
             "refused": "; ".join(p.refusals) if p.refusals else None,
         })

@@ -51,8 +51,10 @@ def _lock(spec: StudySpec):
 
 class StudyRunner:
     def __init__(self, spec: StudySpec, storage: str | None = None, workers: int = 1, console=None,
-                 threads_per_trial: int | None = None):
+                 threads_per_trial: int | None = None, strict: bool = False):
         self.spec = spec
+        self.strict = strict  # a refused cell stops the study (default: it is skipped with its reason)
+        self.refused: list[CellPlan] = []
         self.storage_url = storage_url(storage, spec.folder)
         self.workers = max(1, workers)
         self.console = console
@@ -87,9 +89,15 @@ class StudyRunner:
         check_tracking_uri(resolve_tracking_uri(self.base.tracking.tracking_uri))
         ensure_prepared(spec, self.base, self._say)
         self.plans = plan_study(spec, time_steps=False)
-        refused = [p for p in self.plans if not p.feasible]
-        if refused:
-            raise ConfigError(f"{spec.path}: " + "; ".join(f"cell {p.cell.id}: {r}" for p in refused for r in p.refusals))
+        self.refused = [p for p in self.plans if not p.feasible]
+        if self.refused and self.strict:
+            raise ConfigError(f"{spec.path}: " + "; ".join(f"cell {p.cell.id}: {r}" for p in self.refused
+                                                           for r in p.refusals) + " (--strict)")
+        for p in self.refused:  # skipped with its reason; the other cells run
+            self._say(f"skipped cell {p.cell.id}: {'; '.join(p.refusals)}")
+        self.plans = [p for p in self.plans if p.feasible]
+        if not self.plans:
+            raise ConfigError(f"{spec.path}: every cell is refused (see the reasons above, or sweep --plan)")
         faults = spec.faults
         self.storage = self._open_storage((faults.heartbeat_interval, faults.grace_period))
         existing = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
@@ -501,7 +509,13 @@ class StudyRunner:
 
     # ------------------------------------------------------------------ results
     def summary(self):
-        return study_summary(self.spec, self.plans, self.studies)
+        frame = study_summary(self.spec, self.plans, self.studies)
+        if self.refused:  # listed with their reasons, after the cells that ran
+            import pandas as pd
+
+            rows = pd.DataFrame([{"cell": p.cell.id, "refused": "; ".join(p.refusals)} for p in self.refused])
+            frame = pd.concat([frame, rows], ignore_index=True)
+        return frame
 
     def finish(self):
         """Summary table to the parent run; the parent run ends FINISHED once every cell has all its trials."""
@@ -514,6 +528,12 @@ class StudyRunner:
         (out / "summary.md").write_text(frame.to_markdown(index=False) + "\n")
         client.log_artifact(self.parent_run_id, str(out / "summary.csv"))
         client.log_artifact(self.parent_run_id, str(out / "summary.md"))
+        if self.refused:
+            import json
+
+            client.set_tag(self.parent_run_id, "aunet.refused",
+                           json.dumps({p.cell.id: "; ".join(p.refusals) for p in self.refused})[:5000])
+            frame = frame[frame["refused"].isna()].drop(columns="refused")
         blocked = [p.cell.id for p in self.plans if p.cell.pretrain and self.blocked(p)]
         if blocked:
             frame["blocked"] = frame["cell"].isin(blocked)

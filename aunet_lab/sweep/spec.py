@@ -33,6 +33,15 @@ class TuneSpec:
     lr: list[float] | None = None  # or an explicit [low, high]
     batch_size: list[int] | None = None  # optional categorical search
     repeat_seeds: list[int] = field(default_factory=list)  # rerun the best learning rate with these seeds
+    # Compute-budget cells below the paper's laws' fitted range (1e17 FLOPs): the centre of the
+    # learning-rate range is a pilot study's best learning rate per architecture at
+    # ``anchor_compute``, moved along the law's slope to the cell's compute; without a pilot, the law
+    # extrapolated. Either way bounded by ``lr_bounds``.
+    lr_anchor: dict[str, float] | None = None
+    anchor_compute: float | None = None
+    lr_bounds: list[float] = field(default_factory=lambda: [1e-4, 3e-2])
+    batch: str = "fixed"  # or "law": the paper's batch-size law (extrapolated), kept to min_steps or more
+    min_steps: int = 1  # compute-budget cells: fewer windows a step until a run has at least this many steps
 
 
 @dataclass
@@ -355,6 +364,22 @@ def load_spec(path: str | Path, overrides: dict | None = None) -> StudySpec:
         check.fail("tune.lr_factor", f"expected a factor of at least 1, got {tune.lr_factor}")
     if tune.batch_size is not None:
         check.grid(tune.batch_size, "tune.batch_size", int)
+    if len(tune.lr_bounds) != 2 or not all(_is(v, float) for v in tune.lr_bounds) \
+            or not 0 < tune.lr_bounds[0] < tune.lr_bounds[1]:
+        check.fail("tune.lr_bounds", f"expected [low, high] with 0 < low < high, got {tune.lr_bounds!r}")
+    if tune.lr_anchor is not None:
+        for arch, value in tune.lr_anchor.items():
+            if arch not in ARCHS:
+                check.fail(f"tune.lr_anchor.{arch}", f"unknown architecture (known: {', '.join(ARCHS)})")
+            if not _is(value, float) or value <= 0:
+                check.fail(f"tune.lr_anchor.{arch}", f"expected a positive learning rate, got {value!r}")
+        if tune.anchor_compute is None or not _is(tune.anchor_compute, float) or tune.anchor_compute <= 0:
+            check.fail("tune.anchor_compute", "expected the pilot's compute budget in FLOPs (a positive number) "
+                                              "with tune.lr_anchor")
+    if tune.batch not in ("fixed", "law"):
+        check.fail("tune.batch", f"expected fixed or law, got {tune.batch!r}")
+    if not _is(tune.min_steps, int) or tune.min_steps < 1:
+        check.fail("tune.min_steps", f"expected an integer >= 1, got {tune.min_steps!r}")
     objective = _dataclass(ObjectiveSpec, raw.get("objective"), "objective", check)
     if objective.metric not in ("val/bpb", "val/bpb_macro"):
         check.fail("objective.metric", f"expected val/bpb or val/bpb_macro, got {objective.metric!r}")

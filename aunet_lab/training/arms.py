@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
 
 from aunet_lab.config import BPEModelConfig, TrainConfig
 from aunet_lab.models import AUNetConfig, TransformerConfig
+from aunet_lab.models.sizing import Scale  # noqa: F401  (re-exported: study specs' sizing extends it)
 
 ARCHS = ("bpe", "aunet1", "aunet2", "aunet3", "aunet4")
 
@@ -39,18 +39,6 @@ def with_model(config: TrainConfig, model: AUNetConfig | TransformerConfig) -> T
     return out
 
 
-@dataclass
-class Scale:
-    """How small the matched shapes are: the paper's rule with CPU-sized widths and heads."""
-
-    head_dim: int = 32
-    width_multiple: int = 32
-    byte_layers: int = 2
-    byte_window: int | None = 256
-    ffn_multiple_of: int = 32
-    max_dim: int = 4096
-
-
 def matched_models(budget: float, archs: list[str], ratio: float = 10.0, measured: dict | None = None,
                    seq_len_bytes: int = 1024, vocab_size: int = 4096, split: str = "word",
                    scale: Scale | None = None) -> dict:
@@ -63,7 +51,8 @@ def matched_models(budget: float, archs: list[str], ratio: float = 10.0, measure
     matched = match_compute(budget, ratio, stages=stages, vocab_size=vocab_size, seq_len_bytes=seq_len_bytes,
                             head_dim=s.head_dim, width_multiple=s.width_multiple, max_dim=s.max_dim,
                             byte_layers=s.byte_layers, byte_window=s.byte_window, ffn_multiple_of=s.ffn_multiple_of,
-                            split=split, measured=measured)
+                            split=split, measured=measured, aspect_ratio=s.aspect_ratio, count_head=s.count_head,
+                            shrink=s.shrink, min_byte_window=s.min_byte_window)
     out = {a: (matched.bpe if a == "bpe" else matched.aunet[arch_stages(a)]) for a in archs}
     out["bytes"] = matched.bytes
     return out

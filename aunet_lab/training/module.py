@@ -42,6 +42,9 @@ class LMModule(pl.LightningModule):
         report = model_flops(self.model.config, window, measured)
         self.flops_per_byte = report.total
         self.head_flops_per_byte = report.head
+        # What the run counts as its compute (compute/flops_per_byte, compute/flops): the paper's
+        # convention leaves the output head out; trainer.count_head_flops counts it.
+        self.counted_flops_per_byte = report.total_with_head if config.trainer.count_head_flops else report.total
         self.val_languages = list(val_languages or [])
         self.test_languages = list(test_languages or [])
         self.val_bpb = torch.nn.ModuleDict({lang: BitsPerByte() for lang in self.val_languages})
@@ -88,7 +91,7 @@ class LMModule(pl.LightningModule):
             "train/bpb": global_byte_nll / (math.log(2) * max(global_bytes, 1.0)),
             "train/lr": self.optimizers().param_groups[0]["lr"] if self._trainer is not None else 0.0,
             "data/bytes_seen": float(self.bytes_seen),
-            "compute/flops": float(self.bytes_seen * self.flops_per_byte),
+            "compute/flops": float(self.bytes_seen * self.counted_flops_per_byte),
         }
         if self.is_aunet and self.model.last_stats.get("kept"):
             for k, (kept, dropped) in enumerate(zip(self.model.last_stats["kept"], self.model.last_stats["dropped"]), 2):

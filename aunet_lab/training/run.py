@@ -392,7 +392,7 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
     if history:
         final_loss = sorted(history, key=lambda m: m.step)[-1].value
     return RunResult(run_id, run_dir, status, final_loss, getattr(module, "last_val", {}),
-                     getattr(module, "last_test", {}), trainer.global_step, module.flops_per_byte)
+                     getattr(module, "last_test", {}), trainer.global_step, module.counted_flops_per_byte)
 
 
 def _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra_params) -> None:
@@ -404,7 +404,8 @@ def _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra
     params = {k: ("null" if v is None else str(v))[:6000] for k, v in flatten(to_plain(config)).items()}
     params.update({"model.non_embedding_params": str(sum(p.numel() for n, p in module.model.named_parameters()
                                                         if "tok_embeddings" not in n and "output" not in n)),
-                   "compute.flops_per_byte": repr(module.flops_per_byte),
+                   "compute.flops_per_byte": repr(module.counted_flops_per_byte),
+                   "compute.head_flops_per_byte": repr(module.head_flops_per_byte),
                    "trainer.max_steps_resolved": str(max_steps), "data.window": str(dm.window),
                    **{k: str(v) for k, v in (extra_params or {}).items()}})
     have = client.get_run(run_id).data
@@ -422,7 +423,7 @@ def _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra
     if "compute/flops_per_byte" not in have.metrics:
         buffer = MetricBuffer(client, run_id)
         buffer.log({k: float(v) for k, v in dm.stats().items() if isinstance(v, (int, float))}, 0)
-        buffer.log({"compute/flops_per_byte": module.flops_per_byte}, 0)
+        buffer.log({"compute/flops_per_byte": module.counted_flops_per_byte}, 0)
         buffer.flush()
 
 
