@@ -99,3 +99,35 @@ def test_hyperparameter_laws_and_clamp():
     assert tiny.clamped and tiny.compute == HPARAM_FIT_RANGE[0]
     assert tiny.lr == pytest.approx(hyperparameters(HPARAM_FIT_RANGE[0], "aunet").lr)
     assert not a.clamped
+
+
+CPU = dict(vocab_size=1024, seq_len_bytes=512, head_dim=16, width_multiple=8, byte_layers=2, byte_window=128,
+           ffn_multiple_of=16, aspect_ratio=32, count_head=True,
+           measured={"bytes_per_token": 3.0, "bytes_per_unit": [1.0, 5.5, 11.0, 22.0]})
+
+
+@pytest.mark.parametrize("budget", [1e12, 1e13])
+def test_the_byte_stage_shrinks_before_a_cpu_budget_is_refused(budget):
+    """At CPU budgets the paper's byte stage alone costs more than AU-Net-3 may spend: with
+    shrinking, every arm lands within the plan's 1.5x of the target (head counted); without, not."""
+    target = math.sqrt(budget / 10) / 3.0
+    shrunk = match_compute(budget, 10.0, stages=(2, 3), shrink=True, **CPU)
+    bpu = CPU["measured"]["bytes_per_unit"]
+    for k, cfg in shrunk.aunet.items():
+        f = flops_per_byte(cfg, 512, bpu[:k]).total_with_head
+        assert abs(math.log(f / target)) < math.log(1.5), (k, f, target)
+    bpe = flops_per_byte(shrunk.bpe, int(512 / 3.0), bytes_per_token=3.0)
+    assert abs(math.log(bpe.total_with_head / target)) < math.log(1.5)
+    if budget == 1e12:
+        fixed = match_compute(budget, 10.0, stages=(3,), shrink=False, **CPU)
+        f = flops_per_byte(fixed.aunet[3], 512, bpu[:3]).total_with_head
+        assert f / target > 1.5  # the paper's byte stage (2 layers, window 128) does not fit
+
+
+def test_the_head_counts_in_matching_when_asked():
+    plain = match_compute(1e12, 10.0, stages=(2,), **{**CPU, "count_head": False})
+    counted = match_compute(1e12, 10.0, stages=(2,), **CPU)
+    # The BPE head is a large share at these widths: counting it leaves a narrower body.
+    assert counted.bpe.dim < plain.bpe.dim
+    report = flops_per_byte(counted.bpe, int(512 / 3.0), bytes_per_token=3.0)
+    assert counted.bpe_flops_per_token == pytest.approx(report.total_with_head * 3.0)
