@@ -525,7 +525,10 @@ def cmd_report(args) -> int:
         raise UserError("report: name a study (its MLflow experiment), or give --runs TABLE")
     try:
         if args.export:
-            from aunet_lab.reports.collect import collect, export_runs
+            from aunet_lab.reports.collect import TABLE_SUFFIXES, collect, export_runs
+
+            if args.export.suffix not in TABLE_SUFFIXES:
+                raise UserError(f"--export {args.export}: expected a .csv or .parquet file")
 
             runs = collect(args.study, resolve_tracking_uri(args.tracking_uri))
             written = export_runs(runs, args.export)

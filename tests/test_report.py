@@ -87,12 +87,20 @@ def test_report_from_a_synthetic_store(tmp_path, monkeypatch):
     assert len(pages) == report.pages >= 9
     assert "aunet_lab report: synth" in pages[0] and "abc123def456" in pages[0]
     assert "29 finished" not in pages[0] and "28 finished, 1 failed, 0 pruned, 0 running" in pages[0]
-    findings = pages[1]
+    findings = " ".join(pages[1].split())  # the page's text, its line breaks undone
     assert "Findings" in findings
-    # Both fits exist (7 budgets, the largest held out) and the multiplier is stated with its CI.
+    # Both fits exist (7 budgets; the 6 smaller ones also fitted alone to predict the largest) and the
+    # multiplier is stated with its CI and seed count; so is every other finding, or why it has none.
     assert "BPE: L(C) =" in findings and "AU-Net-2: L(C) =" in findings
-    assert "AU-Net-2 reaches BPE's BPB at 1e+14 FLOPs with" in findings and "95% CI" in findings
-    assert "2 seeds" in findings
+    assert "predicts the largest (1e+14 FLOPs)" in findings
+    assert "AU-Net-2 reaches BPE's test BPB" in findings and "95% CI" in findings
+    assert "n=2 seeds" in findings
+    assert_every_finding_has_its_interval(report.findings)
+    methods = " ".join(next(p for p in pages if p.startswith("Methods")).split())
+    for words in ("seeds are drawn with replacement", "budgets are never resampled", "inside their fitted budgets",
+                  "Coverage, simulated at this study's shape", "multiplier 95% intervals cover the truth in",
+                  "widened x", "cross-validated"):
+        assert words in methods, words
     titles = "\n".join(pages[2:])
     for title in ("Test bits per byte against training compute", "by language and architecture",
                   "AU-Net minus BPE", "units per byte", "Learning curves", "throughput and MFU", "Appendix"):
@@ -107,13 +115,23 @@ def test_report_from_a_synthetic_store(tmp_path, monkeypatch):
     for png in report.figures:
         im = np.asarray(Image.open(png).convert("L"))
         assert im.std() > 5, png
-    # The multiplier's truth: AU-Net-2's law reaches BPE's loss at 1e14 with this much compute.
-    E, A, a = LAWS["aunet2"]
-    Eb, Ab, ab = LAWS["bpe"]
-    target = Eb + Ab * 1e14 ** -ab
-    truth = ((target - E) / A) ** (-1 / a) / 1e14
-    stated = float(findings.split("with ")[1].split("x the")[0])
-    assert stated == pytest.approx(truth, rel=0.35)
+    # The multiplier's truth: the compute AU-Net-2's law needs to reach the stated loss over BPE's.
+    sentence = next(line for line in report.findings if "reaches BPE's test BPB" in line)
+    loss = float(sentence.split("test BPB ")[1].split(" ")[0])
+    stated = float(sentence.split("with ")[1].split("x the")[0])
+    lo, hi = (float(v) for v in sentence.split("95% CI ")[1].split(",")[0].split("-"))
+    (E, A, a), (Eb, Ab, ab) = LAWS["aunet2"], LAWS["bpe"]
+    truth = ((loss - E) / A) ** (-1 / a) / ((loss - Eb) / Ab) ** (-1 / ab)
+    assert stated == pytest.approx(truth, rel=0.15) and lo <= truth <= hi
+
+
+def assert_every_finding_has_its_interval(findings):
+    """Each finding states a 95% interval and its seed count, or why it has no interval."""
+    import re
+
+    for line in findings:
+        with_interval = "95% CI" in line and re.search(r"n=\d+(-\d+)? seeds?", line)
+        assert with_interval or "no interval" in line, line
 
 
 def test_two_builds_with_the_same_source_date_epoch_are_byte_identical(tmp_path, monkeypatch):
@@ -151,3 +169,66 @@ def test_partial_empty_and_unknown_studies(tmp_path, monkeypatch):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no study 'nosuch'" in lines[0] and "empty, synth" in lines[0]
     assert not (tmp_path / "x.pdf").exists()
+
+
+def multilingual_runs(seeds: int):
+    """The runs frame of a warm-start study (pretrain on English; German at 3 KB and 6 KB, AU-Net-2
+    with two split functions) evaluated on three languages with character tasks and diagnostics,
+    ``seeds`` seeds per cell (the first the tuning trial, then repeats)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seeds)
+    cells = [("bpe", "pretrain", "en", 9000, "word", ""), ("aunet2", "pretrain", "en", 9000, "word", "")]
+    cells += [(arch, "de", "de", b, split, f"pretrain-{arch}") for arch, split in
+              (("bpe", "word"), ("aunet2", "word"), ("aunet2", "space")) for b in (3000, 6000)]
+    rows, trial = [], 0
+    for arch, mixture, langs, nbytes, split, source in cells:
+        cell = f"pretrain-{arch}" if mixture == "pretrain" else f"{arch}-{split}-{nbytes}-de"
+        base = 2.0 - nbytes / 20000 + (0.05 if arch == "bpe" else 0) + (0.02 if split == "space" else 0)
+        for s in range(seeds):
+            loss = base + rng.normal(0, 0.01)
+            row = {"run_id": f"r{trial}", "status": "finished", "cell": cell, "trial": trial,
+                   "role": "repeat" if s else ("pretrain" if mixture == "pretrain" else "tuning"), "arch": arch,
+                   "split": split, "languages": langs, "mixture": mixture, "seed": s, "budget": str(nbytes),
+                   "bytes": float(nbytes), "compute": np.nan, "params": np.nan, "val_objective": loss * 1.01,
+                   "test_bpb": loss, "pretrain_cell": source}
+            for k, lang in enumerate(LANGS + ["de"]):
+                row[f"test/bpb/{lang}"] = loss + (0 if lang in langs else 0.5 + 0.1 * k)
+                row[f"test/context_bytes/{lang}"] = 512.0 if arch != "bpe" else (480.0 if lang in langs else 300.0)
+            if mixture == "de":
+                for task in ("t0", "t1"):
+                    row[f"eval/chars/de/{task}"] = 0.5 + rng.normal(0, 0.05)
+                    row[f"eval/chars_chance/de/{task}"] = 0.25
+                    row[f"eval/chars_items/de/{task}"] = 40.0
+                if arch != "bpe":
+                    for offset in range(3):
+                        bits = (3.0 if offset == 0 else 1.5) + rng.normal(0, 0.05)
+                        row[f"eval/diagnostics/de/offset/{offset}"] = bits
+            rows.append(row)
+            trial += 1
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_every_multilingual_finding_has_its_interval_and_seed_count(seeds):
+    from aunet_lab.reports import multilingual
+    from aunet_lab.reports.collect import StudyRuns
+
+    frame = multilingual_runs(seeds)
+    best = StudyRuns("ml", "", runs=frame).best_per_cell()
+    assert set(best["seeds"]) == {seeds}
+    lines = multilingual.findings(best, LANGS + ["de"], frame)
+    for start in ("Transfer: AU-Net-2 minus BPE", "Mean history per scored byte", "Best AU-Net-2 split function",
+                  "Warm start on de", "Character tasks", "AU-Net diagnostics"):
+        assert sum(line.startswith(start) for line in lines) == 1, (start, lines)
+    assert_every_finding_has_its_interval(lines)
+    by_start = {line.split(":")[0]: line for line in lines}
+    for key in ("Transfer", "Warm start on de (test BPB on de)", "AU-Net diagnostics"):
+        assert ("95% CI" in by_start[key] and "n=3 seeds" in by_start[key]) if seeds == 3 else \
+            "n=1 seed: no interval" in by_start[key], by_start[key]
+    if seeds == 3:  # the seeds are replicates: the warm start's gain is the mean of the three seeds' gains
+        reps = multilingual.seed_replicates(best, frame)
+        assert len(reps) == 3
+        gains = [float(r.loc[r["cell"] == "pretrain-bpe", "test/bpb/de"].iloc[0]
+                       - r.loc[r["cell"] == "bpe-word-6000-de", "test/bpb/de"].iloc[0]) for r in reps]
+        assert f"gain {np.mean(gains):.3f}" in by_start["Warm start on de (test BPB on de)"]

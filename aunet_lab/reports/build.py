@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from aunet_lab.reports.collect import StudyRuns, collect
-from aunet_lab.reports.fits import FitError, FrontierFit, compute_multiplier, fit_chinchilla, fit_frontier
+from aunet_lab.reports.coverage import Coverage, calibrate
+from aunet_lab.reports.fits import (BOOTSTRAP, FitError, FrontierFit, compute_multiplier, fit_chinchilla, fit_frontier,
+                                    seed_interval)
 
 ARCH_ORDER = ["bpe", "aunet1", "aunet2", "aunet3", "aunet4"]
 ARCH_LABEL = {"bpe": "BPE", "aunet1": "flat bytes", "aunet2": "AU-Net-2", "aunet3": "AU-Net-3", "aunet4": "AU-Net-4"}
@@ -35,8 +37,9 @@ def _archs(frame) -> list[str]:
 
 
 def fits_by_arch(best, seed: int = 0) -> tuple[dict[str, FrontierFit], dict[str, str]]:
-    """A compute-frontier fit per architecture on its cells' best trials (the largest budget held
-    out for the extrapolation check), or the reason there is none."""
+    """A compute-frontier fit per architecture to every budget's seeds (one cell per budget), or the
+    reason there is none. The fits share ``seed``: their replicates draw the same seed indices at a
+    shared budget label (paired)."""
     fits, reasons = {}, {}
     for arch in _archs(best):
         rows = best[(best["arch"] == arch) & best["compute"].notna() & best["test_bpb"].notna()]
@@ -58,54 +61,100 @@ def fits_by_arch(best, seed: int = 0) -> tuple[dict[str, FrontierFit], dict[str,
                 continue
             mixture = sorted(counts.index, key=lambda m: (-counts[m], m))[0]
             rows = rows[rows["mixture"] == mixture]
-        # One point per compute budget: the mean over the cell's seeds.
-        points = rows.groupby("compute")["test_bpb_mean"].mean()
+        # One cell per budget (where several share one, as split functions do: the lowest validation
+        # objective); its seeds are the fit's points at that budget, in seed order.
+        rows = rows.sort_values(["val_objective", "cell"], na_position="last").drop_duplicates("budget")
+        seeds = [[v for v in r.test_bpb_seeds if v is not None and v == v] for r in rows.itertuples()]
+        compute = [r.compute for r, vs in zip(rows.itertuples(), seeds) for _ in vs]
+        losses = [v for vs in seeds for v in vs]
+        keys = [str(r.budget) for r, vs in zip(rows.itertuples(), seeds) for _ in vs]
         try:
-            fits[arch] = fit_frontier(points.index.values, points.values, bootstrap=200, seed=seed, holdout=True)
+            fits[arch] = fit_frontier(compute, losses, bootstrap=BOOTSTRAP, seed=seed, keys=keys)
             fits[arch].mixture = mixture
         except FitError as err:
             reasons[arch] = str(err) + (f" on {mixture}, the mixture with the most budgets" if mixture else "")
     return fits, reasons
 
 
+def seeds_text(lo: int, hi: int | None = None) -> str:
+    """``n=3 seeds``, ``n=2-3 seeds``, ``n=1 seed``."""
+    hi = lo if hi is None else hi
+    return f"n={lo} seed" if hi == 1 else f"n={lo} seeds" if lo == hi else f"n={lo}-{hi} seeds"
+
+
+def interval_text(mean: float, lo: float, hi: float, n: int, fmt: str = "{:.3f}", sep: str = "-") -> str:
+    """``95% CI lo-hi, n=3 seeds`` or, without an interval, why (``n=1 seed: no interval``)."""
+    if n < 2 or not (lo == lo and hi == hi):
+        return f"{seeds_text(n)}: no interval"
+    return f"95% CI {fmt.format(lo)}{sep}{fmt.format(hi)}, {seeds_text(n)}"
+
+
+def _paired_difference(a: list[float], b: list[float]) -> tuple[float, float, float, int]:
+    """Mean of ``a`` minus ``b`` paired by seed index, with its Student-t interval over the paired seeds."""
+    n = min(len(a), len(b))
+    if n < 2:
+        return float(np.mean(a) - np.mean(b)), math.nan, math.nan, n
+    mean, lo, hi = seed_interval(np.asarray(a[:n]) - np.asarray(b[:n]))
+    return mean, lo, hi, n
+
+
 def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
+    """The findings in sentences, each with its 95% interval and seed count or why it has none."""
     out = []
     counts = runs.counts()
     total = sum(counts.values())
     killed = f", {counts['killed']} stopped by a signal (resume them)" if counts["killed"] else ""
+    seeds = (int(best["seeds"].min()), int(best["seeds"].max())) if len(best) else (0, 0)
     out.append(f"{total} trial runs: {counts['finished']} finished, {counts['pruned']} pruned, {counts['failed']} failed, "
                f"{counts['running']} still running{killed}; {best['cell'].nunique() if len(best) else 0} cells have a "
-               "result.")
+               f"result, {seeds_text(*seeds)} each (counts: no interval).")
     if counts["running"]:
-        out.append("The study is not finished: figures and fits use the trials finished so far.")
+        out.append("The study is not finished: figures and fits use the trials finished so far "
+                   f"({seeds_text(*seeds)} per cell so far; a status: no interval).")
     for arch in _archs(best):
-        if arch in fits:
-            f = fits[arch]
-            lo, hi = f.ci.get("alpha", (math.nan, math.nan))
-            sentence = (f"{ARCH_LABEL[arch]}: L(C) = {f.law.E:.3f} + {f.law.A:.3g} C^-{f.law.alpha:.3f} "
-                        f"(alpha 95% CI {lo:.3f}-{hi:.3f}, {f.n} budgets" + (f" on {f.mixture})" if f.mixture else ")"))
-            if f.holdout:
-                sentence += (f"; it predicts the held-out largest budget ({f.holdout['compute']:.2g} FLOPs) within "
-                             f"{100 * abs(f.holdout['error']):.1f}%")
-            out.append(sentence + ".")
+        if arch not in fits:
+            out.append(f"{ARCH_LABEL[arch]}: no compute fit ({reasons.get(arch, 'no data')}; no interval).")
+            continue
+        f = fits[arch]
+        law = f"{ARCH_LABEL[arch]}: L(C) = {f.law.E:.3f} + {f.law.A:.3g} C^-{f.law.alpha:.3f}"
+        where = f"{f.n} budgets" + (f" on {f.mixture}" if f.mixture else "")
+        if f.ci:
+            (alo, ahi), (elo, ehi) = f.ci["alpha"], f.ci["E"]
+            widened = (f", widened x{f.factors['alpha']:.2f} and x{f.factors['E']:.2f} to the simulated coverage"
+                       if f.factors else "")
+            sentence = (f"{law} (alpha 95% CI {alo:.3f}-{ahi:.3f}, E 95% CI {elo:.3f}-{ehi:.3f}{widened}; {where}, "
+                        f"{f.seed_text()})")
+            if elo <= 0:
+                sentence += "; E's interval reaches 0: this ladder does not pin down the irreducible loss"
         else:
-            out.append(f"{ARCH_LABEL[arch]}: no compute fit ({reasons.get(arch, 'no data')}).")
+            sentence = f"{law} ({where}, {f.seed_text()}: {f.no_interval})"
+        if f.holdout:
+            h = f.holdout
+            sentence += (f"; fitted to the {h['budgets']} smaller budgets alone ({h['law']}), it predicts the "
+                         f"largest ({h['compute']:.2g} FLOPs) within {100 * abs(h['error']):.1f}% (a check, not "
+                         "used for the multiplier: no interval)")
+        out.append(sentence + ".")
     if "bpe" in fits:
-        reference = float(best["compute"].max())
         for arch in _archs(best):
             if arch == "bpe" or arch not in fits:
                 continue
-            m = compute_multiplier(fits["bpe"], fits[arch], reference)
-            seeds = int(best[best["arch"] == arch]["seeds"].min())
-            ci = f", 95% CI {m.ci[0]:.2f}-{m.ci[1]:.2f}" if m.ci else ""
-            if math.isinf(m.value):
-                out.append(f"{ARCH_LABEL[arch]} does not reach BPE's BPB at {reference:.2g} FLOPs "
-                           f"({m.loss:.3f}) on its fitted frontier.")
+            try:
+                m = compute_multiplier(fits["bpe"], fits[arch])
+            except FitError as err:
+                out.append(f"{ARCH_LABEL[arch]}: no compute multiplier against BPE ({err}; "
+                           f"{seeds_text(int(fits[arch].seeds.min()))}, no interval).")
+                continue
+            if m.ci:
+                ci = f"95% CI {m.ci[0]:.2f}-{m.ci[1]:.2f}, {seeds_text(m.seeds)}"
+                if m.factor > 1:
+                    ci += f", widened x{m.factor:.2f} to the coverage simulated at this study's shape"
             else:
-                out.append(f"{ARCH_LABEL[arch]} reaches BPE's BPB at {reference:.2g} FLOPs with {m.value:.2f}x the "
-                           f"compute{ci}, {seeds} seed{'s' if seeds != 1 else ''}.")
+                ci = f"{seeds_text(m.seeds)}: no interval"
+            out.append(f"{ARCH_LABEL[arch]} reaches BPE's test BPB {m.loss:.3f} (BPE's at {m.reference:.2g} FLOPs) "
+                       f"with {m.value:.2f}x the compute ({ci}; read inside both fitted budget ranges).")
     else:
-        out.append("No compute multiplier against BPE: " + (reasons.get("bpe", "the study has no BPE arm") + "."))
+        out.append("No compute multiplier against BPE: " + reasons.get("bpe", "the study has no BPE arm")
+                   + " (no interval).")
     # Chinchilla's approach 3 where the study varies both model size and data.
     for arch in _archs(best):
         rows = best[(best["arch"] == arch) & best["params"].notna() & best["bytes"].notna()]
@@ -114,11 +163,13 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
         try:
             c = fit_chinchilla(rows["params"].values, rows["bytes"].values, rows["test_bpb_mean"].values)
         except FitError as err:
-            out.append(f"{ARCH_LABEL[arch]}: no L(N, D) fit ({err}).")
+            out.append(f"{ARCH_LABEL[arch]}: no L(N, D) fit ({err}; no interval).")
             continue
         out.append(f"{ARCH_LABEL[arch]}: L(N, D) = {c.E:.3f} + {c.A:.3g}/N^{c.a:.3f} + {c.B:.3g}/D^{c.b:.3f} "
-                   f"(Chinchilla approach 3, Huber loss, {c.n} cells; no interval).")
-    # Cell by cell: AU-Net-k against BPE at the same budget and mixture.
+                   f"(Chinchilla approach 3, Huber loss, {c.n} cells' seed means, "
+                   f"{seeds_text(int(rows['seeds'].min()), int(rows['seeds'].max()))}; no interval: approach 3 is "
+                   "not resampled).")
+    # Cell by cell: AU-Net-k against BPE at the same budget and mixture, paired by seed.
     if len(best):
         keyed = {(r.budget, r.mixture, r.arch, r.split): r for r in best.itertuples()}
         bpe = {(r.budget, r.mixture): r for r in best.itertuples() if r.arch == "bpe"}
@@ -129,12 +180,65 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
             b = bpe.get((budget, mixture))
             if arch == "bpe" or b is None:
                 continue
-            diff = r.test_bpb_mean - b.test_bpb_mean
+            diff, lo, hi, n = _paired_difference(list(r.test_bpb_seeds), list(b.test_bpb_seeds))
             name = ARCH_LABEL.get(arch, arch) + (f" ({split})" if several_splits else "")
             out.append(f"{budget} on {mixture}: {name} test BPB {r.test_bpb_mean:.3f} against "
-                       f"BPE {b.test_bpb_mean:.3f} ({'+' if diff >= 0 else ''}{diff:.3f}; {min(r.seeds, b.seeds)} "
-                       f"seed{'s' if min(r.seeds, b.seeds) != 1 else ''}, no interval).")
+                       f"BPE {b.test_bpb_mean:.3f} ({diff:+.3f}; "
+                       f"{interval_text(diff, lo, hi, n, '{:+.3f}', ' to ')}{', paired by seed' if n > 1 else ''}).")
     return out
+
+
+def methods(fits: dict[str, FrontierFit], coverage: Coverage | None) -> list[str]:
+    """The methods page: the fit, the resampling, the seeds, the coverage simulated at this study's
+    shape and the widening applied."""
+    lines = [
+        "Frontier: L(C) = E + A C^-alpha per architecture, fitted to every budget (no budget held out of it): "
+        "weighted least squares on relative residuals of each cell's seed mean (weight: its seeds), E >= 0 and A >= 0 "
+        "solved exactly for each alpha (variable projection), alpha found by a grid and scipy's bracketing minimiser. "
+        "One cell per budget (the lowest validation objective where several share one). With K budgets the law has "
+        "K - 3 residual degrees of freedom; the seeds carry the noise.",
+        f"Intervals: {BOOTSTRAP} replicates; in each, every cell's seeds are drawn with replacement (the same seed "
+        "indices for every architecture at a budget: paired) and each cell's deviation from its mean is scaled by "
+        "sqrt(S/(S-1)) (S seeds); budgets are never resampled. 95% percentile intervals, widened about the estimate by "
+        "the factor below. A cell with one seed gives no interval.",
+        "Compute multiplier: the compute AU-Net needs to reach a loss over the compute BPE needs, read at the lowest "
+        "loss both fitted frontiers reach inside their fitted budgets (an interpolation, never an extrapolation); the "
+        "replicates pair the two architectures.",
+        "Hold-out check: the smaller budgets fitted alone (E + A C^-alpha from three or more, a pure power law from "
+        "two) predict the largest; that error is reported beside each fit and is not used for the multiplier.",
+        "Cell-by-cell differences and the multilingual findings: each seed is a replicate of the study (paired across "
+        "architectures by seed index), with a Student-t 95% interval over the seeds (n - 1 degrees of freedom); one "
+        "seed gives no interval. Character-task accuracy: Wilson intervals over the items scored.",
+        "",
+    ]
+    if fits:
+        lines.append("Seeds per budget: " + "; ".join(
+            f"{ARCH_LABEL.get(a, a)} " + ", ".join(f"{c:.2g}: {s}" for c, s in zip(f.compute, f.seeds))
+            for a, f in fits.items()) + ".")
+    if coverage is None:
+        lines.append("Coverage: not simulated: " + ("no compute frontier was fitted." if not fits else
+                     "no fit has two seeds in every cell to estimate the noise from, and the report gives no frontier "
+                     "or multiplier intervals."))
+        return lines
+    shapes = "; ".join(f"{ARCH_LABEL.get(a, a)} {s.text()}" for a, s in coverage.shapes.items())
+    lines += [
+        f"Coverage, simulated at this study's shape ({shapes}): {coverage.n} ladders drawn from the fitted laws with "
+        f"log-normal noise {100 * coverage.noise:.2f}% per seed (the seeds' pooled spread, {coverage.noise_dof} "
+        f"degrees of freedom), each estimated as above with {coverage.bootstrap} replicates.",
+    ]
+    for q in ("multiplier", "alpha", "E"):
+        if q in coverage.raw:
+            short = "; short of 90% even so: read this interval as too narrow" if coverage.calibrated[q] < 0.9 else ""
+            lines.append(f"  {q:10s} 95% intervals cover the truth in {100 * coverage.raw[q]:.0f}% as resampled; "
+                         f"widened x{coverage.factor[q]:.2f}, {100 * coverage.calibrated[q]:.0f}% "
+                         f"(cross-validated over {coverage.simulated[q]} intervals{short})")
+    lines += [
+        f"The widening is the {100 * coverage.target:.0f}th percentile of the factor each simulated interval needed "
+        "to reach its truth (at least 1); the coverage after it is counted on the half of the simulations not used to "
+        "choose it. The figure's bands are the replicates' pointwise percentiles widened by the largest factor; their "
+        "coverage was not simulated.",
+    ]
+    return lines
 
 
 # ------------------------------------------------------------------------------ figures
@@ -147,20 +251,23 @@ def _figure(title: str):
 
 
 def fig_compute(best, fits):
-    fig, ax = _figure("Test bits per byte against training compute (best trial per cell)")
+    fig, ax = _figure("Test bits per byte against training compute (each cell's seeds and their mean;\n"
+                      "curves: the fitted frontiers with their widened 95% bands)")
     for arch in _archs(best):
         rows = best[best["arch"] == arch]
-        held = rows["compute"] == rows["compute"].max() if arch in fits else rows["compute"] < 0
-        ax.scatter(rows[~held]["compute"], rows[~held]["test_bpb_mean"], color=COLOURS[arch], label=ARCH_LABEL[arch],
-                   s=40, zorder=3)
-        ax.scatter(rows[held]["compute"], rows[held]["test_bpb_mean"], facecolors="none", edgecolors=COLOURS[arch],
-                   s=60, zorder=3, label=f"{ARCH_LABEL[arch]}, held out of the fit")
-        if arch in fits:
+        if arch in fits:  # the cells fitted: one per budget
             f = fits[arch]
-            c = np.logspace(math.log10(rows["compute"].min()), math.log10(rows["compute"].max()), 100)
+            points = [(c, v) for c, vs in zip(f.compute, f.losses) for v in vs]
+            ax.scatter([p[0] for p in points], [p[1] for p in points], color=COLOURS[arch], s=12, alpha=0.5, zorder=3)
+            ax.scatter(f.compute, [np.mean(v) for v in f.losses], color=COLOURS[arch], s=45, zorder=4,
+                       label=f"{ARCH_LABEL[arch]} ({f.seed_text()})")
+            c = np.logspace(math.log10(f.compute.min()), math.log10(f.compute.max()), 100)
             lo, hi = f.band(c)
             ax.plot(c, f.law(c), color=COLOURS[arch], lw=1.5)
             ax.fill_between(c, lo, hi, color=COLOURS[arch], alpha=0.15, lw=0)
+        else:
+            ax.scatter(rows["compute"], rows["test_bpb_mean"], color=COLOURS[arch], s=40, zorder=3,
+                       label=f"{ARCH_LABEL[arch]} (no fit)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_y(ax)
@@ -347,15 +454,11 @@ def fig_throughput(frame):
 
 
 def fig_learning_curves(runs: StudyRuns, best):
-    from aunet_lab.reports.collect import learning_curve
-    from aunet_lab.training.tracking import client_for
-
     if best.empty:
         return None
-    client = client_for(runs.tracking_uri)
     fig, ax = _figure("Learning curves of each cell's best trial (training bits per byte against bytes seen)")
     for r in best.itertuples():
-        x, y = learning_curve(client, r.run_id, "train/bpb")
+        x, y = runs.learning_curve(r.run_id, "train/bpb")
         if x:
             ax.plot(x, y, color=COLOURS.get(r.arch, "black"), alpha=0.8, lw=1,
                     label=ARCH_LABEL.get(r.arch, r.arch))
@@ -370,18 +473,31 @@ def fig_learning_curves(runs: StudyRuns, best):
 
 # ------------------------------------------------------------------------------ pages
 def _text_page(title: str, lines: list[str], size: int = 11):
+    """One page of text (what does not fit is cut: see ``_text_pages``)."""
+    return _text_pages(title, lines, size, limit=1)[0]
+
+
+def _text_pages(title: str, lines: list[str], size: int = 11, limit: int | None = None) -> list:
+    """Pages of text, as many as the lines need (``limit``: at most that many, the rest cut); a
+    continued page's title says so."""
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=PAGE)
-    fig.text(0.06, 0.93, title, fontsize=18, weight="bold", va="top")
-    y = 0.86
-    for line in lines:
-        for part in (textwrap.wrap(line, 120, subsequent_indent="    ") or [""]):
-            if y < 0.05:
-                break
-            fig.text(0.06, y, part, fontsize=size, va="top", family="monospace" if line.startswith("  ") else None)
-            y -= 0.028 * size / 11
-    return fig
+    parts = [(part, line.startswith("  ")) for line in lines
+             for part in (textwrap.wrap(line, 120, subsequent_indent="    ") or [""])]
+    step = 0.028 * size / 11
+    per_page = max(1, int((0.86 - 0.05) / step) + 1)
+    pages = []
+    for start in range(0, max(1, len(parts)), per_page):
+        if limit is not None and len(pages) >= limit:
+            break
+        fig = plt.figure(figsize=PAGE)
+        fig.text(0.06, 0.93, title + (" (continued)" if pages else ""), fontsize=18, weight="bold", va="top")
+        y = 0.86
+        for part, mono in parts[start:start + per_page]:
+            fig.text(0.06, y, part, fontsize=size, va="top", family="monospace" if mono else None)
+            y -= step
+        pages.append(fig)
+    return pages
 
 
 def _table_pages(best, per_page: int = 22):
@@ -408,7 +524,10 @@ def _num(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: int = 0) -> Report:
+def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: int = 0,
+                 runs: StudyRuns | None = None) -> Report:
+    """The study's PDF report, from its MLflow runs, or from ``runs`` (a runs table,
+    :func:`aunet_lab.reports.collect.load_runs_table`): the same pages either way."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -417,7 +536,8 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
 
     from aunet_lab.reports import multilingual
 
-    runs = collect(study, tracking_uri)
+    from_table = runs is not None
+    runs = runs if from_table else collect(study, tracking_uri)
     out = Path(out or Path("reports") / f"{study}.pdf")
     out.parent.mkdir(parents=True, exist_ok=True)
     csv = out.with_suffix(".csv")
@@ -426,24 +546,37 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
     frame = runs.runs
     best = runs.best_per_cell() if not frame.empty else frame
     fits, reasons = fits_by_arch(best, seed) if len(best) else ({}, {})
+    coverage = calibrate(fits, seed=seed) if fits else None  # widens the fits' intervals
     report.findings = findings(runs, best, fits, reasons) if len(best) else \
         [f"The study {study!r} has no finished trial yet ({sum(runs.counts().values())} runs: "
-         + ", ".join(f"{v} {k}" for k, v in runs.counts().items()) + "): nothing to fit or plot."]
+         + ", ".join(f"{v} {k}" for k, v in runs.counts().items()) + "): nothing to fit or plot (no interval)."]
     if len(best):
-        report.findings += multilingual.findings(best, runs.languages)
+        report.findings += multilingual.findings(best, runs.languages, frame)
     tags = runs.parent.get("tags", {})
     commits = sorted(set(frame["git_commit"])) if not frame.empty else [tags.get("git.commit", "unknown")]
     hashes = sorted(set(frame["data_hash"])) if not frame.empty else []
     locks = _lock_hashes(sorted(set(frame["manifest"])) if not frame.empty else [])
     counts = runs.counts()
-    title = [f"Study: {study}    MLflow: {tracking_uri}",
+    source = f"runs table: {runs.source}" if from_table else f"MLflow: {tracking_uri}"
+    counted = frame["head_counted"].astype(bool) if "head_counted" in frame else None
+    convention = ("not recorded" if counted is None or frame.empty else
+                  "the output head counted (sizing.count_head)" if counted.all() else
+                  "the paper's, output head left out" if not counted.any() else
+                  f"MIXED: head counted in {int(counted.sum())} of {len(counted)} runs")
+    refused = runs.refused
+    title = [f"Study: {study}    {source}",
+             f"Compute (FLOPs per byte): {convention}",
+             "Cells refused by the plan and skipped: " + ("; ".join(f"{c} ({r})" for c, r in refused.items())
+                                                          if refused else "none"),
              f"Code commit: {', '.join(c[:12] for c in commits) or 'unknown'}",
              f"Data selections (data.hash): {', '.join(h[:16] for h in hashes) or 'none'}",
              f"Data locks (sha256): {'; '.join(locks) or 'none found'}",
              f"Runs: {counts['finished']} finished, {counts['failed']} failed, {counts['pruned']} pruned, "
              f"{counts['running']} running, {counts['killed']} killed; cells with a result: {best['cell'].nunique() if len(best) else 0}", "",
              "Spec:"] + ["  " + line for line in runs.spec_text.splitlines()[:40]]
-    figures = [_text_page(f"aunet_lab report: {study}", title, 10), _text_page("Findings", report.findings)]
+    figures = [_text_page(f"aunet_lab report: {study}", title, 10), *_text_pages("Findings", report.findings)]
+    if len(best):
+        figures += _text_pages("Methods", methods(fits, coverage), 10)
     plots = {}
     if len(best):
         if best["compute"].notna().any():
@@ -481,7 +614,7 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
             plt.close(fig)
     os.replace(tmp, out)
     report.pages = len(pages)
-    if runs.parent.get("run_id"):
+    if runs.parent.get("run_id") and not from_table:
         _log_to_parent(runs, report)
     return report
 

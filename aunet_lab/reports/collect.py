@@ -161,6 +161,7 @@ def _row(client, r, metric: str, languages: list[str] | None) -> dict:
         "mfu": _median_metric(client, r, "throughput/mfu"),
         "failure": tags.get("aunet.failure", ""),
         "pretrain_cell": tags.get("aunet.pretrain_cell", ""),
+        "head_counted": params.get("trainer.count_head_flops") == "True",
     }
     data_window = _float(params.get("data.window"))
     window_bytes = _float(params.get("data.window_bytes"))
@@ -200,6 +201,8 @@ def _float(value):
 # built from MLflow; the files can be committed, shared and rebuilt without the store.
 
 TABLE_SUFFIXES = (".csv", ".parquet")
+TEXT_COLUMNS = ("run_id", "run_name", "status", "cell", "role", "arch", "split", "languages", "mixture", "budget",
+                "budget_kind", "git_commit", "data_hash", "manifest", "failure", "pretrain_cell")
 REQUIRED_COLUMNS = ("run_id", "status", "cell", "trial", "role", "arch", "seed", "compute", "val_objective",
                     "test_bpb", "git_commit", "data_hash", "manifest")
 
@@ -258,7 +261,8 @@ def load_runs_table(path) -> StudyRuns:
         raise ReportError(f"--runs {path}: no such file")
     meta_path, curves_path = _sidecars(path)
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=True)
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, float_precision="round_trip",
+                                                                           dtype={c: str for c in TEXT_COLUMNS})
     except Exception as err:  # pandas/pyarrow raise many types for a damaged file
         raise ReportError(f"--runs {path}: not a readable runs table ({type(err).__name__}: "
                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
@@ -270,10 +274,9 @@ def load_runs_table(path) -> StudyRuns:
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     except (OSError, ValueError) as err:
         raise ReportError(f"{meta_path}: unreadable study sidecar ({type(err).__name__})") from None
-    for col in ("git_commit", "data_hash", "manifest", "split", "languages", "mixture", "budget", "failure",
-                "pretrain_cell", "run_name"):
-        if col in frame.columns:
-            frame[col] = frame[col].fillna("").astype(str)
+    for col in TEXT_COLUMNS:
+        if col in frame.columns:  # text columns: empty, not NaN, as collect() gives them
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), "").astype(str)
     curves = None
     if curves_path.is_file():
         curves = pd.read_csv(curves_path)

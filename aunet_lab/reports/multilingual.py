@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from aunet_lab.reports.build import ARCH_LABEL, COLOURS, PAGE, _archs, _bytes_axes, _figure, _heatmap
+from aunet_lab.reports.fits import seed_interval
 
 
 def _targets(best):
@@ -283,21 +284,63 @@ def fig_diagnostics(best):
 
 
 
-def findings(best, languages: list[str]) -> list[str]:
+def seed_replicates(best, runs=None) -> list[pd.DataFrame]:
+    """The study once per seed index every cell has: replicate 0 is ``best`` (each cell's best
+    trial), replicate s holds each cell's s-th finished repeat run (trial order) in place of its best
+    trial's metrics. Seeds pair across architectures and cells by index. [best] alone where ``runs``
+    (the runs frame) is not given or a cell has one seed."""
+    n = int(best["seeds"].min()) if "seeds" in best and len(best) else 1
+    if runs is None or runs.empty or n < 2:
+        return [best]
+    done = runs[(runs["role"] == "repeat") & (runs["status"] == "finished") & runs["val_objective"].notna()]
+    repeats = {cell: rows.sort_values("trial") for cell, rows in done.groupby("cell")}
+    metrics = [c for c in best.columns if c in runs.columns and
+               (c.startswith(("test/", "val/", "eval/", "aunet/")) or c in ("test_bpb", "val_bpb", "val_objective"))]
+    out = [best]
+    for s in range(1, n):
+        rep = best.copy()
+        for col in metrics:
+            rep[col] = [repeats[cell].iloc[s - 1][col] for cell in best["cell"]]
+        rep["test_bpb_mean"] = rep["test_bpb"].astype(float)
+        out.append(rep)
+    return out
+
+
+def _over_seeds(values: list[float], fmt: str = "{:+.3f}") -> str:
+    """``95% CI lo to hi`` over per-seed replicates, or why there is none."""
+    from aunet_lab.reports.build import interval_text
+
+    _, lo, hi = seed_interval(values)
+    return interval_text(float(np.mean(values)), lo, hi, len(values), fmt, " to ")
+
+
+def findings(best, languages: list[str], runs=None) -> list[str]:
     """The multilingual pages in sentences: transfer on and off the training languages, the warm
-    start's gain per target, character-task accuracy against chance, and where AU-Net's bits go."""
+    start's gain per target, character-task accuracy against chance, and where AU-Net's bits go.
+    Each carries its 95% interval over the seeds (``runs``: the runs frame, for the repeat seeds'
+    metrics; see ``seed_replicates``) and the seed count, or why it has none."""
+    from aunet_lab.reports.build import seeds_text
+
     out = []
+    reps = seed_replicates(best, runs)
+    n = len(reps)
     targets = _targets(best)
     if best["mixture"].nunique() >= 2 and "bpe" in set(best["arch"]):
-        bpe = transfer_matrix(best, languages, "bpe")
         for arch in [a for a in _archs(best) if a != "bpe"]:
-            diff = transfer_matrix(best, languages, arch) - bpe
-            on, off = _transfer_entries(best, diff, arch)
-            if off:
-                out.append(f"Transfer: {ARCH_LABEL[arch]} minus BPE test BPB, mean "
-                           + (f"{np.mean(on):+.3f} on the training languages ({len(on)} cells)" if on else "")
-                           + ("; " if on and off else "")
-                           + (f"{np.mean(off):+.3f} on the other languages ({len(off)} cells)" if off else "") + ".")
+            on, off = [], []
+            for r in reps:
+                diff = transfer_matrix(r, languages, arch) - transfer_matrix(r, languages, "bpe")
+                entries = _transfer_entries(r, diff, arch)
+                on.append(entries[0])
+                off.append(entries[1])
+            if off[0]:
+                parts = []
+                if on[0]:
+                    parts.append(f"{np.mean([np.mean(v) for v in on]):+.3f} on the training languages ({len(on[0])} "
+                                 f"cells; {_over_seeds([np.mean(v) for v in on])})")
+                parts.append(f"{np.mean([np.mean(v) for v in off]):+.3f} on the other languages ({len(off[0])} cells; "
+                             f"{_over_seeds([np.mean(v) for v in off])})")
+                out.append(f"Transfer: {ARCH_LABEL[arch]} minus BPE test BPB, mean " + "; ".join(parts) + ".")
     history = {a: transfer_matrix(targets, languages, a, "test/context_bytes") for a in _archs(targets)}
     if "bpe" in history and len(history) > 1:
         on, off = _transfer_entries(targets, history["bpe"], "bpe")
@@ -305,7 +348,8 @@ def findings(best, languages: list[str]) -> list[str]:
         if on and off and others:
             out.append(f"Mean history per scored byte: BPE {np.mean(on):.0f} bytes on its training languages, "
                        f"{np.mean(off):.0f} on the others; the byte-level arms {np.mean(others):.0f} (context is "
-                       "matched in bytes of training text; BPE's shrinks where its tokens are short).")
+                       "matched in bytes of training text; BPE's shrinks where its tokens are short; a property of "
+                       "the tokenizer and the test text, not a trained outcome: no interval).")
     aunet = targets[targets["arch"] != "bpe"]
     if aunet["split"].nunique() > 1:
         from aunet_lab.reports.build import _with_script
@@ -317,32 +361,59 @@ def findings(best, languages: list[str]) -> list[str]:
             if rows.empty:
                 continue
             best_split = rows.loc[rows.groupby("mixture")["val_objective"].idxmin()]
+            parts = []
+            for r in best_split.itertuples():
+                values = [float(rep.loc[r.Index, "test_bpb"]) for rep in reps]
+                parts.append(f"{_with_script(r.mixture)} {r.split} {np.mean(values):.3f}"
+                             + (f" ({_over_seeds(values, '{:.3f}')})" if n > 1 else ""))
             out.append(f"Best {ARCH_LABEL[arch]} split function by training mixture (chosen on validation; "
-                       "test BPB): "
-                       + "; ".join(f"{_with_script(r.mixture)} {r.split} {r.test_bpb_mean:.3f}"
-                                   for r in best_split.itertuples()) + ".")
-    curves = lowresource_curves(best)
-    for target in sorted(set(curves["target"])):
+                       "test BPB): " + "; ".join(parts) + ("." if n > 1 else f" ({seeds_text(n)}: no interval)."))
+    curves = [lowresource_curves(r) for r in reps]
+    for target in sorted(set(curves[0]["target"])):
         parts = []
-        for arch in _archs(curves):
-            rows = curves[(curves["arch"] == arch) & (curves["target"] == target)].sort_values("bytes")
-            zero, tuned = rows[rows["bytes"] == 0], rows[rows["bytes"] > 0]
-            if len(tuned):
-                start = f"{zero['test_bpb'].iloc[0]:.3f} pretrained only, " if len(zero) else ""
-                parts.append(f"{ARCH_LABEL[arch]} {start}{tuned['test_bpb'].iloc[-1]:.3f} after "
-                             f"{tuned['bytes'].iloc[-1]:,.0f} bytes")
+        for arch in _archs(curves[0]):
+            per_seed = []
+            for c in curves:
+                rows = c[(c["arch"] == arch) & (c["target"] == target)].sort_values("bytes")
+                zero, tuned = rows[rows["bytes"] == 0], rows[rows["bytes"] > 0]
+                if len(tuned):
+                    per_seed.append((zero["test_bpb"].iloc[0] if len(zero) else np.nan, tuned["test_bpb"].iloc[-1],
+                                     tuned["bytes"].iloc[-1]))
+            if len(per_seed) != n:
+                continue
+            zero, tuned, nbytes = (np.array(v, float) for v in zip(*per_seed))
+            if np.isfinite(zero).all():
+                parts.append(f"{ARCH_LABEL[arch]} {zero.mean():.3f} pretrained only, {tuned.mean():.3f} after "
+                             f"{nbytes[0]:,.0f} bytes (gain {np.mean(zero - tuned):.3f}; "
+                             f"{_over_seeds(zero - tuned, '{:.3f}')})")
+            else:
+                parts.append(f"{ARCH_LABEL[arch]} {tuned.mean():.3f} after {nbytes[0]:,.0f} bytes "
+                             f"({_over_seeds(tuned, '{:.3f}')})")
         if parts:
             out.append(f"Warm start on {target} (test BPB on {target}): " + "; ".join(parts) + ".")
     chars = chars_table(best)
     if not chars.empty:
-        parts = [f"{ARCH_LABEL[a]} {chars[chars['arch'] == a]['accuracy'].mean():.3f}" for a in _archs(chars)]
-        out.append(f"Character tasks (log-likelihood ranking, mean over {chars['task'].nunique()} tasks and "
-                   f"{chars['language'].nunique()} languages): " + ", ".join(parts)
-                   + f"; chance {chars['chance'].mean():.3f}. Per-item intervals are in each run's eval/chars.csv.")
-    offsets = diagnostics_table(best, "offset")
-    if not offsets.empty:
-        first = offsets[offsets["offset"] == 0]["bits_per_byte"].mean()
-        later = offsets[offsets["offset"] > 0]["bits_per_byte"].mean()
-        out.append(f"AU-Net diagnostics: {first:.2f} bits on a word's first byte against {later:.2f} on the bytes "
-                   f"after it (mean over languages and offsets).")
+        parts = []
+        for a in _archs(chars):
+            mine = chars[chars["arch"] == a]
+            acc, lo, hi = pooled_interval(mine)
+            parts.append(f"{ARCH_LABEL[a]} {acc:.3f}"
+                         + (f" (95% CI {lo:.3f}-{hi:.3f}, {int(mine['items'].sum())} items)" if lo == lo
+                            else " (item counts unknown: no interval)"))
+        langs = chars["language"].nunique()
+        out.append(f"Character tasks (log-likelihood ranking, pooled over {chars['task'].nunique()} tasks and "
+                   f"{langs} language{'s' if langs != 1 else ''}): " + ", ".join(parts)
+                   + f"; chance {chars['chance'].mean():.3f}. Wilson intervals over the items scored by each cell's "
+                   f"best trial ({seeds_text(n)} per cell; the seed-to-seed spread is not in them).")
+    gaps = []
+    for r in reps:
+        offsets = diagnostics_table(r, "offset")
+        if not offsets.empty:
+            gaps.append((offsets[offsets["offset"] == 0]["bits_per_byte"].mean(),
+                         offsets[offsets["offset"] > 0]["bits_per_byte"].mean()))
+    if len(gaps) == n and gaps:
+        first, later = (np.array(v) for v in zip(*gaps))
+        out.append(f"AU-Net diagnostics: {first.mean():.2f} bits on a word's first byte against {later.mean():.2f} on "
+                   f"the bytes after it (mean over languages and offsets; difference {np.mean(first - later):+.2f}, "
+                   f"{_over_seeds(first - later, '{:+.2f}')}).")
     return out
