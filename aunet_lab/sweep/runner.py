@@ -182,8 +182,11 @@ class StudyRunner:
         a new trial now; asked under the study folder's lock, after dead trials are dealt with."""
         from optuna.trial import TrialState
 
+        # Smaller budgets first (pretraining before all): a ladder stopped part-way has every
+        # architecture at its lower budgets, not one architecture at all of them.
+        order = sorted(self.plans, key=lambda p: (p.cell.phase != "pretrain", p.cell.budget))
         with _lock(self.spec):
-            for plan in self.plans:
+            for plan in order:
                 study = self.studies[plan.cell.id]
                 self._reap(plan, study)
                 if plan.cell.pretrain and self.warm_start(plan) is None:
