@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from aunet_lab.messages import first_line
+
 STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "pruned", "RUNNING": "running",
           "SCHEDULED": "running"}
 
@@ -265,7 +267,7 @@ def load_runs_table(path) -> StudyRuns:
                                                                            dtype={c: str for c in TEXT_COLUMNS})
     except Exception as err:  # pandas/pyarrow raise many types for a damaged file
         raise ReportError(f"--runs {path}: not a readable runs table ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''})") from None
+                          f"{first_line(err)})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing and not frame.empty:
         raise ReportError(f"--runs {path}: not a runs table of aunet-lab report --export (missing columns: "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from aunet_lab.messages import first_line
 from aunet_lab.paths import check_folder
 
 
@@ -65,12 +66,9 @@ def check_storage(url: str) -> None:
             pass
         engine.dispose()
     except Exception as err:
-        raise StorageError(f"{what}: cannot connect ({_first_line(err)})") from None
+        raise StorageError(f"{what}: cannot connect ({first_line(err)})") from None
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:200]
 
 
 def open_storage(url: str, heartbeat: tuple[int, int] = (30, 120)):
@@ -95,7 +93,7 @@ def open_storage(url: str, heartbeat: tuple[int, int] = (30, 120)):
     except StorageError:
         raise
     except Exception as err:
-        raise StorageError(f"--storage {url}: cannot open ({_first_line(err)})") from None
+        raise StorageError(f"--storage {url}: cannot open ({first_line(err)})") from None
 
 
 def build_sampler(spec, cell_index: int, asked: int = 0):

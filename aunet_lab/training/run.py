@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from aunet_lab.config import ConfigError, TrainConfig, dump_yaml, flatten, to_plain
+from aunet_lab.messages import first_line
 from aunet_lab.paths import check_folder
 from aunet_lab.training.tracking import (
     MetricBuffer,
@@ -75,8 +76,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch errors all mean: unusable file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first[:160]})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first_line(err, 160)})") from None
 
 
 def _ensure_writable(folder: Path) -> None:
@@ -249,7 +249,7 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
             module.load_state_dict(init_state, strict=False)
             missing = [k for k in module.state_dict() if k.startswith("model.") and k not in init_state]
         except RuntimeError as err:
-            raise CheckpointError(f"--init-from {init_from}: weights do not fit this model ({str(err).splitlines()[0]})") from None
+            raise CheckpointError(f"--init-from {init_from}: weights do not fit this model ({first_line(err)})") from None
         if missing:
             raise CheckpointError(f"--init-from {init_from}: weights do not fit this model (missing {missing[0]})")
 

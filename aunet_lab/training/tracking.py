@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from aunet_lab.messages import first_line
+
 DEFAULT_EXPERIMENT = "aunet-lab"
 
 
@@ -72,8 +74,7 @@ def client_for(uri: str):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as err:  # any failure to reach the store is the user's to fix
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrackingError(f"tracking URI {uri} cannot be reached: {first[:200]}") from None
+        raise TrackingError(f"tracking URI {uri} cannot be reached: {first_line(err)}") from None
     return client
 
 

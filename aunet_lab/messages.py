@@ -1,0 +1,10 @@
+"""One-line messages from exceptions raised by libraries (torch, MLflow, SQLAlchemy, pandas), whose
+text can run to pages."""
+
+from __future__ import annotations
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of ``err``'s message, cut to ``limit`` characters; its type's name if empty."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]
