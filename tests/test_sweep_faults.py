@@ -122,8 +122,10 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(udhr):
     root, manifest = udhr
     path = long_spec(root, manifest, "kill-all", tune__trials=3)
     folder = root / "studies" / "kill-all"
-    proc = sweep(path, "--workers", "2")
-    # Let one trial finish, then kill every process while the others are mid-run.
+    # Trial 1 freezes itself after step 12 (its checkpoint is at step 10): once another trial has
+    # finished, every process is killed with trial 1 surely mid-run, however loaded the machine.
+    proc = sweep(path, "--workers", "2", env={**ENV, "AUNET_LAB_FAULT": "step:12", "AUNET_LAB_FAULT_SIGNAL": "SIGSTOP",
+                                              "AUNET_LAB_FAULT_RUN": "*-t1"})
     wait_for(lambda: list(folder.glob("trials/*/*/result.json")) and checkpointed_trial(folder))
     running = subprocess.run(["pgrep", "-f", f"aunet_lab.sweep.trial {folder}"], capture_output=True, text=True)
     trial_pids = [int(p) for p in running.stdout.split()]

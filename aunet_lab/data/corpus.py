@@ -237,9 +237,9 @@ def _check(manifest: Manifest, tag: str, expected: dict | None, actual: dict) ->
     split = _differs(expected, actual)
     if split:
         raise CorpusError(
-            f"checksum mismatch for {tag}/{split} of {manifest.name}: text built from the source now is "
-            f"{actual.get(split, '')[:12]}..., the lock {manifest.lock_path} says {expected[split][:12]}...; the "
-            f"source changed: to accept the new text, delete the {tag} entry under text_sha256 in the lock"
+            f"checksum mismatch for {tag}/{split} of {manifest.name} (text sha256 now {actual.get(split, '')[:12]}..., "
+            f"the lock says {expected[split][:12]}...): the source changed; to accept the new text, delete the "
+            f"{tag} entry under text_sha256 in {manifest.lock_path}"
         )
 
 

@@ -9,6 +9,7 @@ first process only), and writes ``result.json``. Exit status: 0 complete, 3 prun
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     config = config_from_dict(job["config"], f"{trial_dir / 'trial.json'}: config")
+    only = os.environ.get("AUNET_LAB_FAULT_RUN")  # fault injection in the trials whose run name matches
+    if only and not fnmatch.fnmatch(config.tracking.run_name, only):
+        os.environ.pop("AUNET_LAB_FAULT", None)
     objective = job["objective"]
     trial = None
     if is_launcher_process():

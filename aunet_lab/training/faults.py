@@ -2,8 +2,9 @@
 
 ``AUNET_LAB_FAULT=POINT`` sends this process ``AUNET_LAB_FAULT_SIGNAL`` (default SIGKILL) when it
 reaches POINT: ``step:N`` (after optimizer step N), ``fit_end`` (training done, test not started),
-``test`` (during the test pass), ``final_save`` (the final checkpoint half written). Unset, it costs
-one dictionary lookup per point.
+``test`` (during the test pass), ``final_save`` (the final checkpoint half written). In a sweep's
+trials, ``AUNET_LAB_FAULT_RUN=GLOB`` limits it to the trials whose run name matches. Unset, it
+costs one dictionary lookup per point.
 """
 
 from __future__ import annotations
