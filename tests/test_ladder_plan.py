@@ -44,13 +44,13 @@ def test_the_batch_keeps_a_minimum_of_steps(tmp_path):
     spec = _spec(tmp_path, min_steps=200)
     cell = next(c for c in spec.cells() if c.arch == "aunet2")
     pooled = {"bytes_per_token": 3.0}
-    assert batch_windows(spec, cell, 1e13, 50_000_000, 512, pooled) == 32  # the base config's
-    few = batch_windows(spec, cell, 1e12, 1_000_000, 512, pooled)
+    assert batch_windows(spec, cell, 1e13, 50_000_000, 512, pooled, 32) == 32  # the cell config's
+    few = batch_windows(spec, cell, 1e12, 1_000_000, 512, pooled, 32)
     assert math.ceil(1_000_000 / (few * 512)) >= 200 and few == 1_000_000 // (512 * 200)
     law = _spec(tmp_path, batch="law", min_steps=1)
     bpe = next(c for c in law.cells() if c.arch == "bpe")
     tokens = hyperparameters(1e13, "bpe", extrapolate=True).batch_size
-    assert batch_windows(law, bpe, 1e13, 10**9, 512, pooled) == round(tokens * 3.0 / 512)
+    assert batch_windows(law, bpe, 1e13, 10**9, 512, pooled, 32) == round(tokens * 3.0 / 512)
 
 
 @pytest.mark.parametrize("name", ["scaling-cpu", "scaling-cpu-pilot", "scaling"])

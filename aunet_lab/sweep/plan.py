@@ -199,7 +199,8 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
         law = hyperparameters(compute if math.isfinite(compute) else 1.0, "bpe" if cell.arch == "bpe" else "aunet")
         centre, source = learning_rate(spec, cell, compute, law)
         if cell.budget_kind == "compute":
-            config.data.batch_size = batch_windows(spec, cell, compute, n_bytes, window, pooled)
+            config.data.batch_size = batch_windows(spec, cell, compute, n_bytes, window, pooled,
+                                                   config.data.batch_size)
             batch_bytes = config.data.batch_size * window
         steps = max(1, math.ceil(n_bytes / batch_bytes))
         if spec.tune.lr:
@@ -240,13 +241,13 @@ def learning_rate(spec: StudySpec, cell: Cell, compute: float, law) -> tuple[flo
     return lr, source
 
 
-def batch_windows(spec: StudySpec, cell: Cell, compute: float, n_bytes: int, window: int, pooled: dict) -> int:
-    """Windows per step of a compute-budget cell: the base config's, or (``tune.batch: law``) the
+def batch_windows(spec: StudySpec, cell: Cell, compute: float, n_bytes: int, window: int, pooled: dict,
+                  base: int) -> int:
+    """Windows per step of a compute-budget cell: ``base`` (the cell's config), or (``tune.batch: law``) the
     paper's batch-size law extrapolated to the cell's compute (in bytes for AU-Net, tokens for BPE);
     then fewer, if needed, so that the run takes at least ``tune.min_steps`` steps."""
     from aunet_lab.models.sizing import hyperparameters
 
-    base = spec.base.get("data", {}).get("batch_size", 8)
     windows = base
     if spec.tune.batch == "law" and math.isfinite(compute):
         family = "bpe" if cell.arch == "bpe" else "aunet"
