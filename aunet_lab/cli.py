@@ -355,14 +355,14 @@ def cmd_sweep(args) -> int:
             overrides["output_dir"] = args.output_dir
         spec = load_spec(args.study, overrides)
         if args.plan:
-            return _print_plan(spec, console, args.json, args.strict)
+            return _print_plan(spec, console, args.json, args.strict, args.cells)
         if args.json:
             raise UserError("--json: only with --plan (the plan as JSON)")
         if args.check:
             return _check_sweep(spec, args)
         from aunet_lab.sweep.runner import StudyRunner
 
-        runner = StudyRunner(spec, args.storage, args.workers, console, strict=args.strict)
+        runner = StudyRunner(spec, args.storage, args.workers, console, strict=args.strict, cells=args.cells)
         runner.prepare(args.resume)
     except (ConfigError, DataConfigError, ManifestError, CorpusError, StorageError, TrackingError) as err:
         raise UserError(str(err)) from None
@@ -486,14 +486,16 @@ def _refused_lines(spec, plans, strict: bool) -> int:
     return 2 if refused and strict else 0
 
 
-def _print_plan(spec, console, as_json: bool = False, strict: bool = False) -> int:
+def _print_plan(spec, console, as_json: bool = False, strict: bool = False, cells=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from aunet_lab.sweep.plan import _duration, base_config, ensure_prepared, plan_json, plan_study, plan_table
+    from aunet_lab.sweep.plan import (_duration, base_config, ensure_prepared, plan_json, plan_study, plan_table,
+                                      select_cells)
 
+    chosen = select_cells(spec, cells)
     ensure_prepared(spec, base_config(spec), lambda m: console.print(m, highlight=False))
-    plans = plan_study(spec)
+    plans = plan_study(spec, cells=chosen)
     if as_json:
         import json
 
@@ -519,20 +521,23 @@ def cmd_report(args) -> int:
     from aunet_lab.reports.collect import ReportError
     from aunet_lab.training.tracking import resolve_tracking_uri
 
+    if args.merge and not args.export:
+        raise UserError("--merge: only with --export (adds this store's runs to an existing runs table)")
     if args.runs and args.export:
         raise UserError("--runs builds from a runs table, --export writes one: not both")
     if not args.runs and not args.study:
         raise UserError("report: name a study (its MLflow experiment), or give --runs TABLE")
     try:
         if args.export:
-            from aunet_lab.reports.collect import TABLE_SUFFIXES, collect, export_runs
+            from aunet_lab.reports.collect import TABLE_SUFFIXES, collect, export_runs, load_runs_table
 
             if args.export.suffix not in TABLE_SUFFIXES:
                 raise UserError(f"--export {args.export}: expected a .csv or .parquet file")
 
             runs = collect(args.study, resolve_tracking_uri(args.tracking_uri))
-            written = export_runs(runs, args.export)
-            print(f"runs table of {args.study}: {len(runs.runs)} runs -> " + ", ".join(str(p) for p in written))
+            written = export_runs(runs, args.export, merge=args.merge)
+            total = f" ({len(load_runs_table(args.export).runs)} in the merged table)" if args.merge else ""
+            print(f"runs table of {args.study}: {len(runs.runs)} runs{total} -> " + ", ".join(str(p) for p in written))
             print(f"rebuild the report from it: aunet-lab report --runs {args.export}")
             return 0
         if args.runs:
@@ -692,6 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "cells; create, train and measure nothing")
     p.add_argument("--strict", action="store_true", help="a cell the plan refuses is an error (exit 2); by default "
                    "it is skipped with its reason and the other cells run")
+    p.add_argument("--cells", type=lambda v: [c for c in v.split(",") if c], metavar="GLOB[,GLOB]",
+                   help="only the cells whose ids match (shell globs, e.g. 'bpe-1e13-*,aunet2-*'): a ladder run in "
+                        "parts, on several machines; merge the parts' tables with report --export --merge")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="a study's PDF report (fits, figures, tables) from its MLflow runs or a runs table")
@@ -701,6 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "not from MLflow")
     p.add_argument("--export", type=Path, help="write the study's runs table (.csv or .parquet, with its "
                                                ".study.json and .curves.csv) and stop; no PDF")
+    p.add_argument("--merge", action="store_true", help="with --export: keep the runs already in that table and add "
+                   "this store's (a study run in parts; same study and spec, a run exported twice kept once)")
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.set_defaults(func=cmd_report)
 

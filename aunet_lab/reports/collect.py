@@ -216,9 +216,11 @@ def _sidecars(path) -> tuple:
     return path.with_name(path.stem + ".study.json"), path.with_name(path.stem + ".curves.csv")
 
 
-def export_runs(runs: StudyRuns, path, progress=None) -> list:
+def export_runs(runs: StudyRuns, path, progress=None, merge: bool = False) -> list:
     """Write ``runs`` to ``path`` (.csv or .parquet) with its two sidecars; each file written whole
-    (a temporary file, then renamed). Returns the paths written."""
+    (a temporary file, then renamed). With ``merge``, an existing table at ``path`` is kept and
+    ``runs`` added to it (see :func:`merge_runs`): a study run in parts, from several stores.
+    Returns the paths written."""
     import os
     from pathlib import Path
 
@@ -228,6 +230,12 @@ def export_runs(runs: StudyRuns, path, progress=None) -> list:
     if path.suffix not in TABLE_SUFFIXES:
         raise ReportError(f"--export {path}: expected a .csv or .parquet file")
     meta_path, curves_path = _sidecars(path)
+    old = load_runs_table(path) if merge and path.exists() else None
+    if old is not None and old.name != runs.name:
+        raise ReportError(f"--merge {path}: a table of study {old.name!r}, not {runs.name!r}")
+    if old is not None and old.spec_text and runs.spec_text and old.spec_text != runs.spec_text:
+        raise ReportError(f"--merge {path}: study {runs.name!r} ran there from another spec; its numbers "
+                          f"would not be comparable (export to a new table)")
     client = client_for(runs.tracking_uri)
     curves = []
     finished = runs.runs[runs.runs["status"] == "finished"] if not runs.runs.empty else runs.runs
@@ -236,20 +244,47 @@ def export_runs(runs: StudyRuns, path, progress=None) -> list:
         curves += [{"run_id": run_id, "key": "train/bpb", "bytes_seen": a, "value": b} for a, b in zip(x, y)]
         if progress:
             progress(run_id)
+    curves = pd.DataFrame(curves, columns=["run_id", "key", "bytes_seen", "value"])
+    part = {"tracking_uri": runs.tracking_uri, "parent_run": runs.parent.get("run_id", ""),
+            "runs": int(len(runs.runs))}
     meta = {"study": runs.name, "tracking_uri": runs.tracking_uri, "parent": runs.parent,
-            "languages": runs.languages, "spec_text": runs.spec_text}
+            "languages": runs.languages, "spec_text": runs.spec_text, "parts": [part]}
+    frame = runs.runs
+    if old is not None:
+        frame, curves = merge_runs(old, runs.runs, curves)
+        old_meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+        meta["parts"] = old_meta.get("parts") or [{"tracking_uri": old.tracking_uri, "runs": int(len(old.runs))}]
+        meta["parts"].append(part)
+        meta["languages"] = sorted(set(old.languages) | set(runs.languages))
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for target, write in ((path, lambda tmp: (runs.runs.to_parquet(tmp, index=False) if path.suffix == ".parquet"
-                                              else runs.runs.to_csv(tmp, index=False))),
+    for target, write in ((path, lambda tmp: (frame.to_parquet(tmp, index=False) if path.suffix == ".parquet"
+                                              else frame.to_csv(tmp, index=False))),
                           (meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))),
-                          (curves_path, lambda tmp: pd.DataFrame(curves, columns=["run_id", "key", "bytes_seen", "value"])
-                           .to_csv(tmp, index=False))):
+                          (curves_path, lambda tmp: curves.to_csv(tmp, index=False))):
         tmp = target.with_name(target.name + ".tmp")
         write(tmp)
         os.replace(tmp, target)
         written.append(target)
     return written
+
+
+def merge_runs(old: StudyRuns, new: pd.DataFrame, new_curves: pd.DataFrame) -> tuple:
+    """(rows, curves) of the runs table ``old`` with the rows ``new`` of the same study added. A run
+    in both, or a cell and seed that both ran, is taken from ``new`` (a cell run again in a later part
+    replaces its earlier runs: no seed counts twice)."""
+    frame = old.runs
+    if not new.empty and not frame.empty:
+        replaced = set(zip(new["cell"].astype(str), new["seed"].astype(str)))
+        again = pd.Series([(str(c), str(s)) in replaced for c, s in zip(frame["cell"], frame["seed"])],
+                          index=frame.index, dtype=bool)
+        frame = frame[~again & ~frame["run_id"].isin(set(new["run_id"]))]
+    parts = [f for f in (frame, new) if not f.empty]
+    rows = pd.concat(parts, ignore_index=True) if parts else new
+    old_curves = old.curves if old.curves is not None else new_curves.iloc[:0]
+    kept = old_curves[old_curves["run_id"].isin(set(frame["run_id"]) if "run_id" in frame else set())]
+    curves = pd.concat([kept, new_curves], ignore_index=True) if not kept.empty else new_curves
+    return rows, curves
 
 
 def load_runs_table(path) -> StudyRuns:

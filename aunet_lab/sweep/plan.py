@@ -105,7 +105,29 @@ def _measured(config: TrainConfig, mixture: dict, vocab: int, split: str, cache:
     return cache[key]
 
 
-def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
+def select_cells(spec: StudySpec, patterns: list[str] | None) -> set[str] | None:
+    """The ids of the cells named by ``patterns`` (shell globs on cell ids, as --plan lists them),
+    with the pretraining cells they start from; None for every cell. A pattern matching no cell
+    is a ConfigError naming the cells there are."""
+    import fnmatch
+
+    if not patterns:
+        return None
+    from aunet_lab.config import ConfigError
+
+    cells = spec.cells()
+    chosen = set()
+    for pattern in patterns:
+        hit = {c.id for c in cells if fnmatch.fnmatchcase(c.id, pattern)}
+        if not hit:
+            raise ConfigError(f"--cells {pattern!r}: no cell of {spec.path} matches (its cells: "
+                              f"{', '.join(c.id for c in cells)})")
+        chosen |= hit
+    return chosen | {c.pretrain for c in cells if c.id in chosen and c.pretrain}
+
+
+def plan_study(spec: StudySpec, time_steps: bool = True, cells: set[str] | None = None) -> list[CellPlan]:
+    """Every cell's plan (only those in ``cells`` when given, see :func:`select_cells`)."""
     from aunet_lab.data.datamodule import window_tokens
     from aunet_lab.models.sizing import flops_per_byte, hyperparameters
     from aunet_lab.training.arms import arch_stages, matched_models, with_model
@@ -116,6 +138,8 @@ def plan_study(spec: StudySpec, time_steps: bool = True) -> list[CellPlan]:
     plans = []
     timings: dict = {}
     for cell in spec.cells():
+        if cells is not None and cell.id not in cells:
+            continue
         config = copy.deepcopy(base)
         config.data.mixture = dict(cell.mixture)
         if config.data.eval_languages:  # a run is always scored on its own training languages too

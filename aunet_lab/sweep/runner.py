@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aunet_lab.config import ConfigError, to_plain
-from aunet_lab.sweep.plan import CellPlan, base_config, ensure_prepared, plan_study
+from aunet_lab.sweep.plan import CellPlan, base_config, ensure_prepared, plan_study, select_cells
 from aunet_lab.sweep.spec import StudySpec
 from aunet_lab.sweep.storage import build_pruner, build_sampler, has_heartbeat, open_storage, storage_url
 
@@ -51,8 +51,9 @@ def _lock(spec: StudySpec):
 
 class StudyRunner:
     def __init__(self, spec: StudySpec, storage: str | None = None, workers: int = 1, console=None,
-                 threads_per_trial: int | None = None, strict: bool = False):
+                 threads_per_trial: int | None = None, strict: bool = False, cells: list[str] | None = None):
         self.spec = spec
+        self.cell_patterns = cells  # run only these cells (globs; a ladder run in parts)
         self.strict = strict  # a refused cell stops the study (default: it is skipped with its reason)
         self.refused: list[CellPlan] = []
         self.storage_url = storage_url(storage, spec.folder)
@@ -88,7 +89,7 @@ class StudyRunner:
         check_storage(self.storage_url)
         check_tracking_uri(resolve_tracking_uri(self.base.tracking.tracking_uri))
         ensure_prepared(spec, self.base, self._say)
-        self.plans = plan_study(spec, time_steps=False)
+        self.plans = plan_study(spec, time_steps=False, cells=select_cells(spec, self.cell_patterns))
         self.refused = [p for p in self.plans if not p.feasible]
         if self.refused and self.strict:
             raise ConfigError(f"{spec.path}: " + "; ".join(f"cell {p.cell.id}: {r}" for p in self.refused
