@@ -68,3 +68,24 @@ def test_a_bad_anchor_is_refused_by_name(tmp_path):
         _spec(tmp_path, anchor_compute=None)
     with pytest.raises(ConfigError, match="tune.lr_bounds"):
         _spec(tmp_path, lr_bounds=[0.1, 0.01])
+
+
+def test_a_ladder_runs_in_parts_by_cell(capsys):
+    """sweep --cells: the cells whose ids match the globs (with the pretraining cells they start
+    from), or one line naming the cells there are."""
+    from aunet_lab.cli import main
+    from aunet_lab.config import ConfigError
+    from aunet_lab.sweep.plan import select_cells
+
+    spec = load_spec(ROOT / "studies" / "scaling-cpu.yaml")
+    assert select_cells(spec, None) is None
+    assert select_cells(spec, ["bpe-1e13-six", "aunet2-*"]) == {"bpe-1e13-six", "aunet2-1e12-six", "aunet2-2e12-six",
+                                                              "aunet2-5e12-six", "aunet2-1e13-six"}
+    warm = load_spec(ROOT / "studies" / "lowresource-smoke.yaml")
+    chosen = select_cells(warm, [next(c.id for c in warm.cells() if c.pretrain)])
+    assert len(chosen) == 2 and any(c.startswith("pretrain") for c in chosen)
+    with pytest.raises(ConfigError, match="no cell of .* matches"):
+        select_cells(spec, ["bpe-1e14-*"])
+    assert main(["sweep", str(ROOT / "studies" / "scaling-cpu.yaml"), "--plan", "--cells", "nothing"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--cells 'nothing'" in err[0] and "bpe-1e12-six" in err[0]
