@@ -182,7 +182,10 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
                 continue
             diff, lo, hi, n = _paired_difference(list(r.test_bpb_seeds), list(b.test_bpb_seeds))
             name = ARCH_LABEL.get(arch, arch) + (f" ({split})" if several_splits else "")
-            out.append(f"{budget} on {mixture}: {name} test BPB {r.test_bpb_mean:.3f} against "
+            # A compute cell's label is its budget to one digit (2.2e12 reads "2e+12"): say its FLOPs.
+            where = f"{r.compute:.2g} FLOPs" if r.budget_kind == "compute" and np.isfinite(r.compute or np.nan) \
+                else budget
+            out.append(f"{where} on {mixture}: {name} test BPB {r.test_bpb_mean:.3f} against "
                        f"BPE {b.test_bpb_mean:.3f} ({diff:+.3f}; "
                        f"{interval_text(diff, lo, hi, n, '{:+.3f}', ' to ')}{', paired by seed' if n > 1 else ''}).")
     return out
