@@ -88,8 +88,9 @@ class StudyRunner:
         check_folder(spec.folder, "output_dir", ConfigError)
         check_storage(self.storage_url)
         check_tracking_uri(resolve_tracking_uri(self.base.tracking.tracking_uri))
+        chosen = select_cells(spec, self.cell_patterns)  # a bad --cells is refused before any download
         ensure_prepared(spec, self.base, self._say)
-        self.plans = plan_study(spec, time_steps=False, cells=select_cells(spec, self.cell_patterns))
+        self.plans = plan_study(spec, time_steps=False, cells=chosen)
         self.refused = [p for p in self.plans if not p.feasible]
         if self.refused and self.strict:
             raise ConfigError(f"{spec.path}: " + "; ".join(f"cell {p.cell.id}: {r}" for p in self.refused
