@@ -21,8 +21,9 @@ MAX_ERROR_CHARS = 300
 
 def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
     """A user error as one line of at most ``limit`` characters (a value in it may be long)."""
-    text = " ".join(message.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    from aunet_lab.messages import cut
+
+    return cut(" ".join(message.split()), limit)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -289,15 +290,35 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from aunet_lab.export import ExportError, export_checkpoint
+    from aunet_lab.loaded import LoadError
+    from aunet_lab.training.run import CheckpointError
+
+    try:
+        out = export_checkpoint(args.checkpoint, args.out)
+    except (ExportError, LoadError, CheckpointError) as err:
+        raise UserError(str(err)) from None
+    print(f"exported {args.checkpoint} to {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    return 0
+
+
 def cmd_ui(args) -> int:
     import shutil
     import subprocess
 
-    from aunet_lab.training.tracking import resolve_tracking_uri
+    from aunet_lab.training.tracking import TrackingError, check_tracking_uri, resolve_tracking_uri
 
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port: expected 1-65535, got {args.port}")
     uri = resolve_tracking_uri(args.tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        raise UserError(f"--tracking-uri {uri}: that is an MLflow server, whose UI is already at {uri}; "
+                        "`aunet-lab ui` serves a database store (sqlite:///PATH/mlflow.db)")
+    try:
+        check_tracking_uri(uri)
+    except TrackingError as err:
+        raise UserError(str(err)) from None
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
     try:
@@ -353,7 +374,9 @@ def cmd_sweep(args) -> int:
             overrides["tracking_uri"] = args.tracking_uri
         if args.output_dir:
             overrides["output_dir"] = args.output_dir
+        overrides = _spec_overrides(args.set, overrides)
         spec = load_spec(args.study, overrides)
+        spec.overrides = list(args.set)
         if args.plan:
             return _print_plan(spec, console, args.json, args.strict, args.cells)
         if args.json:
@@ -408,6 +431,33 @@ def cmd_sweep(args) -> int:
         print(f"{unfinished} trial(s) still running in other workers of this study; the last one to finish "
               f"writes the final summary")
     return 0
+
+
+def _spec_overrides(items: list[str], into: dict) -> dict:
+    """``sweep --set KEY.PATH=VALUE`` (values parsed as YAML) as a nested mapping merged into the spec."""
+    import yaml
+
+    from aunet_lab.config import ConfigError
+    from aunet_lab.yamlio import YAMLBoundsError, parse_yaml
+
+    for item in items:
+        key, sep, raw = item.partition("=")
+        keys = [k.strip() for k in key.split(".")]
+        if not sep or not all(keys):
+            raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE (e.g. base.trainer.val_every=100)")
+        try:
+            value = parse_yaml(raw) if raw.strip() else ""
+        except YAMLBoundsError as err:
+            raise ConfigError(f"--set {key.strip()}: {err}") from None
+        except yaml.YAMLError:
+            value = raw
+        node = into
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {}
+            node = node[k]
+        node[keys[-1]] = value
+    return into
 
 
 def _check_sweep(spec, args) -> int:
@@ -618,6 +668,9 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aunet-lab", description="Byte-level hierarchical language models (AU-Net) lab.")
+    from aunet_lab import __version__
+
+    parser.add_argument("--version", action="version", version=f"aunet-lab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     split = sub.add_parser("split", help="split functions: list, show, check")
@@ -669,6 +722,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("export", help="a checkpoint as model.safetensors, config.json, tokenizer and model card")
+    p.add_argument("checkpoint", help="a checkpoint aunet-lab train wrote, or its run folder (final.ckpt)")
+    p.add_argument("out", help="the export folder to create (refused if it exists and is not empty)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the project's store")
     p.add_argument("--tracking-uri")
     p.add_argument("--host", default="127.0.0.1")
@@ -688,6 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", action="store_true", help="print every cell's configs, sizes and estimated time; train nothing")
     p.add_argument("--json", action="store_true", help="with --plan: the plan as JSON on stdout (cells and estimated hours)")
     p.add_argument("--workers", type=int, default=1, help="trials run at once by this process (default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a spec key, like train's --set (e.g. base.trainer.val_every=100, tune.trials=2); "
+                        "repeatable, recorded on the study's MLflow run")
     p.add_argument("--storage", help="Optuna storage: a journal file path, sqlite:///... or postgresql://... "
                                      "(default: optuna.journal in the study's folder)")
     p.add_argument("--resume", action="store_true", help="continue the study, or join workers already running it")

@@ -185,8 +185,12 @@ def test_smoke_study_end_to_end(udhr):
     assert all("budget below one batch" in reason for reason in refused.values())
     summary = {cell: row for cell, row in summary.items() if cell not in refused}
     assert len(summary) == 4
+    logs = [p.read_text() for p in (folder / "trials").glob("*/*/log.txt")]  # a line per validation
+    assert logs and all("training " in log for log in logs) and any("val bpb " in log for log in logs)
     for name in names:
-        trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+        study = optuna.load_study(study_name=name, storage=storage)
+        assert study.metric_names == ["val/bpb"]  # optuna-dashboard shows the objective by name
+        trials = study.get_trials()
         assert len(trials) == 2
         assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -200,6 +204,7 @@ def test_smoke_study_end_to_end(udhr):
 
     client = _mlflow(root)
     exp = client.get_experiment_by_name("smoke-test")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's training view
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in runs if r.data.tags.get("aunet.kind") == "study"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
@@ -213,6 +218,8 @@ def test_smoke_study_end_to_end(udhr):
                     "aunet.cell", "aunet.seed", "git.commit", "data.hash"):
             assert tags.get(key), (key, tags)
         assert r.info.status in ("FINISHED", "KILLED")
+        # The training data as the run's dataset input, also when a cell's trials start together.
+        assert len(client.get_run(r.info.run_id).inputs.dataset_inputs) == 1 and "aunet.dataset" not in tags
         assert (r.info.status == "KILLED") == (tags.get("aunet.status") == "pruned")
         # One source of compute, on a two-language mixture too: the run logs the plan's FLOPs per byte.
         assert r.data.metrics["compute/flops_per_byte"] == pytest.approx(float(r.data.params["plan.flops_per_byte"]),

@@ -127,7 +127,8 @@ def test_mlflow_run_contents(corpus, arch):
     if arch == "aunet":
         assert "aunet/units_per_byte/stage2" in metrics and "aunet/dropped/stage2" in metrics
     artifacts = {a.path for a in client(root).list_artifacts(result.run_id)}
-    assert {"config.yaml", "samples.txt", "bpb_by_language.json", "checkpoints"} <= artifacts
+    assert {"config.yaml", "samples.txt", "bpb_by_language.json"} <= artifacts and "checkpoints" not in artifacts
+    assert client(root).get_logged_model(tags["aunet.model_id"]).source_run_id == result.run_id
     assert ("tokenizer.json" in artifacts) == (arch == "bpe")
     table = json.loads((result.run_dir / "bpb_by_language.json").read_text())
     assert {row["language"] for row in table if row["split"] == "test"} >= {"en", "fr", "zh-CN"}

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,9 @@ class StudyRunner:
                 study_name=study_name(spec, plan.cell.id), storage=self.storage, direction="minimize",
                 sampler=build_sampler(spec, i), pruner=build_pruner(dataclasses.asdict(spec.pruner), plan.bytes),
                 load_if_exists=True)
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, and stable in use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([spec.objective.metric])  # optuna-dashboard names the objective
             for key, value in plan.cell.params().items():
                 study.set_user_attr(key, value)
             self.studies[plan.cell.id] = study
@@ -157,7 +161,8 @@ class StudyRunner:
             run = client.create_run(exp, run_name=spec.name, tags={
                 "aunet.study": spec.name, "aunet.kind": "study", "git.commit": git_commit(),
                 "optuna.storage": self.storage_url, "aunet.cells": str(len(self.plans)),
-                "aunet.trials_per_cell": str(spec.tune.trials)})
+                "aunet.trials_per_cell": str(spec.tune.trials),
+                **({"aunet.set": json.dumps(spec.overrides)} if spec.overrides else {})})
             from mlflow.entities import Param
 
             params = [Param(f"axes.{k}", json.dumps(v, default=str)[:6000]) for k, v in spec.axes.items()]

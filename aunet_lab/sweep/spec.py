@@ -145,6 +145,7 @@ class StudySpec:
     output_dir: str
     tracking_uri: str | None
     raw: dict
+    overrides: list[str] = field(default_factory=list)  # sweep --set, recorded on the study's run
 
     @property
     def folder(self) -> Path:

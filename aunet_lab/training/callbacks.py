@@ -99,3 +99,36 @@ class Throughput(pl.Callback):
             pl_module._pending.update(metrics)
         self.last_end, self.last_step = now, trainer.global_step
         self.bytes = self.tokens = 0
+
+
+class ProgressLines(pl.Callback):
+    """One plain line per validation (step, bytes seen, train loss, validation BPB) and at the end,
+    for output that is not a terminal: a sweep trial's ``log.txt``, a batch job's log."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.start = time.monotonic()
+
+    def _say(self, text: str, trainer=None) -> None:
+        if trainer is not None and not trainer.is_global_zero:
+            return
+        print(f"[{time.monotonic() - self.start:7.0f}s] {text}", file=self.stream, flush=True)
+
+    def on_train_start(self, trainer, module) -> None:
+        self._say(f"training {trainer.max_steps} steps, {sum(p.numel() for p in module.parameters()):,} parameters",
+                  trainer)
+
+    def on_validation_end(self, trainer, module) -> None:
+        if trainer.sanity_checking:
+            return
+        loss = trainer.callback_metrics.get("loss")
+        val = getattr(module, "last_val", {}).get("val/bpb")
+        parts = [f"step {trainer.global_step}/{trainer.max_steps}", f"bytes {module.bytes_seen:,}"]
+        if loss is not None:
+            parts.append(f"train loss {float(loss):.4f}")
+        if val is not None:
+            parts.append(f"val bpb {val:.4f}")
+        self._say(", ".join(parts), trainer)
+
+    def on_train_end(self, trainer, module) -> None:
+        self._say(f"finished at step {trainer.global_step}, bytes {module.bytes_seen:,}", trainer)

@@ -36,6 +36,8 @@ class LMModule(pl.LightningModule):
         super().__init__()
         self.config = config
         self.max_steps_total = max_steps
+        self.window = window  # the context in the model's units, kept in checkpoints for export
+        self.commit: str | None = None  # the code's git commit, set by the runner
         self.model = build_model(config, vocab_size)
         self.is_aunet = isinstance(self.model, AUNet)
         self.inner = torch.compile(self.model) if config.trainer.compile else self.model
@@ -201,6 +203,8 @@ class LMModule(pl.LightningModule):
         checkpoint["aunet_lab"] = {
             "config": _plain(self.config),
             "bytes_seen": self.bytes_seen,
+            "window": self.window,
+            "commit": self.commit,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]},
         }

@@ -244,6 +244,7 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
     vocab = dm.tokenizer.vocab_size if dm.tokenizer is not None else None
     module = LMModule(config, max_steps, vocab, dm.measured, dm.eval_language_order(config.data.eval_split),
                       dm.eval_language_order("test"), dm.window)
+    module.commit = git_commit()
     if init_state is not None:
         try:
             module.load_state_dict(init_state, strict=False)
@@ -349,7 +350,7 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
         if config.trainer.test_at_end and dm.eval_sets.get("test"):
             trainer.test(module, datamodule=dm, verbose=False)
         tmp = run_dir / ".final.ckpt.tmp"
-        trainer.save_checkpoint(tmp, weights_only=False)  # collective: every process
+        trainer.save_checkpoint(tmp, weights_only=True)  # collective; weights and config, no optimizer
         reach("final_save")
         if not trainer.is_global_zero:
             return RunResult(run_id, run_dir, status, None, {}, {}, trainer.global_step)
@@ -420,6 +421,7 @@ def _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra
     if dm.tokenizer is not None:
         shutil.copy(dm.tokenizer.path, run_dir / "tokenizer.json")
         client.log_artifact(run_id, str(run_dir / "tokenizer.json"))
+    _log_dataset(client, run_id, training_dataset(config, dm))
     if "compute/flops_per_byte" not in have.metrics:
         buffer = MetricBuffer(client, run_id)
         buffer.log({k: float(v) for k, v in dm.stats().items() if isinstance(v, (int, float))}, 0)
@@ -427,9 +429,45 @@ def _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra
         buffer.flush()
 
 
+def _log_dataset(client, run_id: str, dataset) -> None:
+    """Link the dataset to the run. Runs of one cell start together with the same data, and MLflow's
+    get-or-create of a dataset is not atomic (a UNIQUE constraint error for the loser): try again,
+    then, the link being a convenience, tag why it is missing rather than fail the training."""
+    import time
+
+    for attempt in range(4):
+        if client.get_run(run_id).inputs.dataset_inputs:
+            return
+        try:
+            client.log_inputs(run_id, datasets=[dataset])
+            return
+        except Exception as err:  # noqa: BLE001 (any store error: the run must train regardless)
+            if attempt == 3:
+                client.set_tag(run_id, "aunet.dataset", f"not linked: {first_line(err)}")
+                return
+            time.sleep(0.5 * (attempt + 1))
+
+
+def training_dataset(config, dm):
+    """The run's training data as an MLflow dataset input (the UI's Dataset column): the corpus and
+    mixture by name, the selection's fingerprint as its digest, bytes and epochs per language."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    sel = dm.selection
+    mixture = ",".join(f"{k}:{v:g}" for k, v in sorted(config.data.mixture.items()))
+    source = {"manifest": str(config.data.manifest), "languages": sorted(config.data.mixture),
+              "split": "train", "seed": config.data.seed}
+    profile = {"mixture": config.data.mixture, "budget": config.data.budget,
+               "bytes": sum(sel.bytes_per_language.values()), "bytes_per_language": sel.bytes_per_language,
+               "epochs_per_language": sel.epochs_per_language, "documents": len(sel.docs)}
+    dataset = Dataset(name=f"{dm.manifest.name} [{mixture}]", digest=sel.fingerprint()[:8], source_type="aunet_lab",
+                      source=json.dumps(source), profile=json.dumps(profile, default=str))
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
+
+
 def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> None:
-    """Final checkpoint, sample generations and the per-language BPB table (rank 0 only)."""
-    client.log_artifact(run_id, str(run_dir / "final.ckpt"), "checkpoints")
+    """The per-language BPB table, the exported model (the run's logged model, not the Lightning
+    checkpoints) and sample generations (rank 0 only)."""
     rows = []
     for split, results in (("val", getattr(module, "last_val", {})), ("test", getattr(module, "last_test", {}))):
         for key, value in results.items():
@@ -438,6 +476,9 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> No
                          ("all (micro)" if key.endswith("/bpb") else "all (macro)"), "bpb": value})
     (run_dir / "bpb_by_language.json").write_text(json.dumps(rows, indent=1))
     client.log_artifact(run_id, str(run_dir / "bpb_by_language.json"))
+    from aunet_lab.training.tracking import log_exported_model
+
+    log_exported_model(client, run_id, run_dir, rows, trainer.global_step)
     model = module.model
     if config.trainer.strategy in ("fsdp", "fsdp2"):
         # Generation calls the model outside forward(), where sharded parameters are not gathered:
@@ -489,10 +530,14 @@ def tokenizer_beside(checkpoint: str | Path):
 
 def load_trained(path: str | Path):
     """(config, model in eval mode, BPE tokenizer or None) from a checkpoint ``aunet-lab train`` wrote."""
+    return model_from_checkpoint(load_checkpoint(path), path)
+
+
+def model_from_checkpoint(checkpoint: dict, path: str | Path):
+    """(config, model in eval mode, BPE tokenizer or None) from a loaded checkpoint ``path``."""
     from aunet_lab.config import config_from_dict
     from aunet_lab.models.build import build_model
 
-    checkpoint = load_checkpoint(path)
     extra = checkpoint.get("aunet_lab")
     if not extra:
         raise CheckpointError(f"checkpoint {path} was not written by aunet-lab train")

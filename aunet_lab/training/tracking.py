@@ -74,18 +74,28 @@ def client_for(uri: str):
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as err:  # any failure to reach the store is the user's to fix
+        if "Max retries exceeded" in str(err) or "Connection refused" in str(err):
+            raise TrackingError(f"tracking URI {uri} cannot be reached: no MLflow server answers there "
+                                "(start one with `mlflow server`, or check the host and port)") from None
         raise TrackingError(f"tracking URI {uri} cannot be reached: {first_line(err)}") from None
     return client
+
+
+# MLflow 3's UI opens an experiment without this tag in its GenAI mode (traces, judges); ours train models.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def experiment_id(client, name: str, uri: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if "mlflow.experimentKind" not in found.tags:  # made by an older aunet_lab
+            for key, value in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
 class MetricBuffer:
@@ -196,3 +206,32 @@ class MetricBuffer:
                 return
         raise TrackingError(f"MLflow unreachable at the end of the run; {len(self._spilled())} metric points "
                             f"kept in {self.spill} (a resumed run sends them)")
+
+
+def log_exported_model(client, run_id: str, run_dir: Path, bpb_rows: list[dict], step: int) -> str | None:
+    """Export the run's ``final.ckpt`` to ``run_dir/model`` and log that folder as the run's MLflow
+    LoggedModel (an output of the run, READY, its test bits per byte as tags); returns its id. A
+    model that cannot be exported (a split function not named by import path) gets the tag
+    ``aunet.export`` saying why, and no logged model."""
+    from aunet_lab.export import ExportError, write_export
+    from aunet_lab.loaded import load
+
+    try:
+        model = load(run_dir / "final.ckpt")
+        write_export(model, run_dir / "model", bpb_rows, name=run_dir.name, replace=True)
+    except ExportError as err:
+        client.set_tag(run_id, "aunet.export", f"not exported: {err}"[:5000])
+        return None
+    from mlflow.entities import LoggedModelOutput
+
+    run = client.get_run(run_id)
+    tags = {"aunet.arch": run.data.tags.get("aunet.arch", model.arch), "aunet.window": str(model.window),
+            **{f"bpb.{r['split']}.{r['language']}".replace(" ", "_").replace("(", "").replace(")", ""):
+               f"{r['bpb']:.6f}" for r in bpb_rows}}
+    logged = client.create_logged_model(run.info.experiment_id, name=run_dir.name, source_run_id=run_id,
+                                        tags=tags, model_type="aunet" if model.arch == "aunet" else "bpe")
+    client.log_model_artifacts(logged.model_id, str(run_dir / "model"))
+    client.finalize_logged_model(logged.model_id, "READY")
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+    client.set_tag(run_id, "aunet.model_id", logged.model_id)
+    return logged.model_id
