@@ -99,6 +99,9 @@ def test_final_checkpoint_is_weights_and_mlflow_holds_the_export(trained):
         assert data.dataset.digest == run.data.tags["data.hash"][:8] and "en:0.5,ru:0.5" in data.dataset.name
         assert [(t.key, t.value) for t in data.tags] == [("mlflow.data.context", "training")]
         assert json.loads(data.dataset.profile)["bytes_per_language"].keys() == {"en", "ru"}
+        tags = run.data.tags  # the UI's Source and User columns
+        assert tags["mlflow.source.name"] == "aunet-lab train" and tags["mlflow.user"]
+        assert tags["mlflow.source.git.commit"] == tags["git.commit"] != "unknown"
         model_id = run.data.tags["aunet.model_id"]
         logged = client.get_logged_model(model_id)
         assert logged.source_run_id == result.run_id and str(logged.status).endswith("READY")

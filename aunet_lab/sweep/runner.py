@@ -142,7 +142,7 @@ class StudyRunner:
         """The study's MLflow parent run: created once (the store with it, before any worker
         starts), found again by every later or concurrent process through the study folder."""
         from aunet_lab.training.run import experiment_id, git_commit
-        from aunet_lab.training.tracking import client_for, resolve_tracking_uri
+        from aunet_lab.training.tracking import client_for, resolve_tracking_uri, source_tags
 
         spec = self.spec
         uri = resolve_tracking_uri(self.base.tracking.tracking_uri)
@@ -160,6 +160,7 @@ class StudyRunner:
             exp = experiment_id(client, spec.name, uri)
             run = client.create_run(exp, run_name=spec.name, tags={
                 "aunet.study": spec.name, "aunet.kind": "study", "git.commit": git_commit(),
+                **source_tags(git_commit(), "aunet-lab sweep"),
                 "optuna.storage": self.storage_url, "aunet.cells": str(len(self.plans)),
                 "aunet.trials_per_cell": str(spec.tune.trials),
                 **({"aunet.set": json.dumps(spec.overrides)} if spec.overrides else {})})

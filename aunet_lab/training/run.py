@@ -32,6 +32,7 @@ from aunet_lab.training.tracking import (
     client_for,
     experiment_id,
     resolve_tracking_uri,
+    source_tags,
 )
 
 
@@ -295,7 +296,8 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
         "aunet.split": config.model.aunet.split if config.model.arch == "aunet" else "bpe",
         "aunet.languages": ",".join(sorted(config.data.mixture)),
         "aunet.seed": str(config.trainer.seed),
-        "git.commit": git_commit(),
+        "git.commit": module.commit,
+        **source_tags(module.commit, "aunet-lab sweep" if parent_run_id else "aunet-lab train"),
         "data.hash": dm.selection.fingerprint(),
         **config.tracking.tags,
         **(extra_tags or {}),

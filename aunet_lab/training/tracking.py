@@ -85,6 +85,20 @@ def client_for(uri: str):
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
+def source_tags(commit: str, entry: str) -> dict[str, str]:
+    """MLflow's own source, user and git tags (the UI's Source and User columns)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = "unknown"
+    tags = {"mlflow.source.name": entry, "mlflow.source.type": "LOCAL", "mlflow.user": user}
+    if commit and commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
 def experiment_id(client, name: str, uri: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
