@@ -608,7 +608,58 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _eval_lm_harness(args) -> int:
+    """``eval MODEL --lm-eval TASKS``: the harness's results JSON in --out (and the scores on the
+    model's MLflow run when it has one in the store)."""
+    import json
+
+    from aunet_lab.loaded import LoadError, load
+    from aunet_lab.training.run import CheckpointError
+
+    tasks = [t.strip() for t in args.lm_eval.split(",") if t.strip()]
+    if not tasks:
+        raise UserError("--lm-eval: expected task names, e.g. --lm-eval hellaswag,wikitext")
+    if args.out is None:
+        raise UserError("--lm-eval: needs --out DIR for the harness's results JSON")
+    if args.include_path is not None and not Path(args.include_path).is_dir():
+        raise UserError(f"--include-path {args.include_path}: no such folder")
+    if args.limit is not None and not args.limit > 0:
+        raise UserError(f"--limit: expected a positive number, got {args.limit}")
+    from aunet_lab.paths import check_folder
+
+    check_folder(args.out, f"--out {args.out}", UserError)
+    try:
+        from aunet_lab.eval.harness import run_tasks, scores
+    except ImportError as err:
+        raise UserError(str(err)) from None
+    try:
+        model = load(args.checkpoint)
+    except (LoadError, CheckpointError) as err:
+        raise UserError(str(err)) from None
+    limit = int(args.limit) if args.limit is not None and args.limit >= 1 else args.limit
+    try:
+        results = run_tasks(model, tasks, str(args.include_path) if args.include_path else None, limit)
+    except KeyError as err:  # the harness's unknown task
+        raise UserError(f"--lm-eval: {err.args[0] if err.args else err}") from None
+    from lm_eval.utils import handle_non_serializable
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "lm_eval_results.json"
+    path.write_text(json.dumps(results, indent=1, default=handle_non_serializable, ensure_ascii=False))
+    flat = scores(results)
+    from aunet_lab.eval.run import log_scores_to_run
+    from aunet_lab.training.tracking import resolve_tracking_uri
+
+    logged = log_scores_to_run(args.checkpoint, resolve_tracking_uri(args.tracking_uri), flat, path)
+    for key, value in flat.items():
+        print(f"{key:40s} {value:.6g}")
+    print(f"written to {path}" + (f"; logged to MLflow run {logged}" if logged else ""))
+    return 0
+
+
 def cmd_eval(args) -> int:
+    if args.lm_eval is not None:
+        return _eval_lm_harness(args)
     from aunet_lab.data.corpus import CorpusError
     from aunet_lab.data.dataconfig import DataConfigError
     from aunet_lab.data.manifest import ManifestError
@@ -774,8 +825,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("eval", help="test BPB per language and character tasks for a checkpoint")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("eval", help="test BPB per language and character tasks for a checkpoint, or harness tasks")
+    p.add_argument("checkpoint", metavar="MODEL", help="a checkpoint (with --lm-eval also an export or run folder)")
     p.add_argument("--suite", default="bpb,chars", help="comma-separated: bpb, chars, diagnostics (AU-Net only) (default: bpb,chars)")
     p.add_argument("--languages", help="comma-separated (default: the checkpoint's training mixture)")
     p.add_argument("--per-task", type=int, default=50, help="character-task items per task and language")
@@ -786,6 +837,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="where bpb.json, chars.csv and diagnostics_by_*.csv go (default: eval/ beside the checkpoint)")
     p.add_argument("--tracking-uri", help="MLflow store holding the checkpoint's run, to log the results to "
                                           "(default sqlite:///./mlruns/mlflow.db or $MLFLOW_TRACKING_URI)")
+    p.add_argument("--lm-eval", metavar="TASKS", help="lm-evaluation-harness tasks (comma-separated) instead of "
+                   "the suites; MODEL may then be an export folder too (needs aunet_lab[lm-eval] and --out)")
+    p.add_argument("--include-path", type=Path, help="with --lm-eval: a folder of the harness's task YAMLs")
+    p.add_argument("--limit", type=float, help="with --lm-eval: documents per task (or a fraction below 1)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="the main job on the embedded default data: split functions, then the smoke study")

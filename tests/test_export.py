@@ -193,3 +193,107 @@ def test_sweep_set_overrides_spec_keys_or_names_the_bad_one():
         run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "sweep", str(spec_path), "--plan",
                               *[a for item in bad for a in ("--set", item)]], capture_output=True, text=True)
         assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and words in run.stderr, run.stderr
+
+
+MC_TASK = """task: aunet_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{question}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{answer}}}}"
+metric_list:
+  - metric: acc
+metadata:
+  version: 1.0
+"""
+PPL_TASK = """task: aunet_ppl
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: "{{{{text}}}}"
+metric_list:
+  - metric: bits_per_byte
+  - metric: byte_perplexity
+metadata:
+  version: 1.0
+"""
+
+
+@pytest.mark.parametrize("name", ["aunet2", "bpe"])
+def test_lm_eval_harness_offline_on_local_tasks(trained, name, tmp_path):
+    """The harness's rolling bits per byte on the run's English test documents is the run's own test
+    BPB; a multiple-choice task scores; nothing is fetched (offline, a fresh HF_HOME)."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    root, cache, runs = trained
+    run_dir = Path(runs[name].run_dir)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    docs = tasks / "ppl.jsonl"
+    docs.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n"
+                            for t in _test_texts(cache, run_dir, "en")), encoding="utf-8")
+    mc = tasks / "mc.jsonl"
+    mc.write_text("".join(json.dumps(q) + "\n" for q in (
+        {"question": "the cat sat on", "choices": [" a mat", " zq xj"], "answer": 0},
+        {"question": "it rained over 12", "choices": [" green hills", " qqq"], "answer": 0},
+        {"question": "then it", "choices": [" rained", " 12 12 12"], "answer": 0})))
+    (tasks / "aunet_ppl.yaml").write_text(PPL_TASK.format(data=docs))
+    (tasks / "aunet_mc.yaml").write_text(MC_TASK.format(data=mc))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", str(run_dir / "final.ckpt"),
+                          "--lm-eval", "aunet_ppl,aunet_mc", "--include-path", str(tasks), "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((out / "lm_eval_results.json").read_text())["results"]
+    assert results["aunet_ppl"]["bits_per_byte,none"] == pytest.approx(runs[name].test["test/bpb/en"], abs=1e-6)
+    assert 0.0 <= results["aunet_mc"]["acc,none"] <= 1.0
+    metrics = MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_run(runs[name].run_id).data.metrics
+    assert metrics["lm_eval/aunet_ppl/bits_per_byte_none"] == pytest.approx(results["aunet_ppl"]["bits_per_byte,none"])
+
+
+@pytest.mark.parametrize("name", ["aunet3", "bpe"])
+def test_harness_continuations_cover_their_bytes(trained, name):
+    """loglikelihood("", text) is the rolling log-likelihood of text; split anywhere, the
+    continuation's log-likelihood is part of the same document's sum (the units covering its bytes)."""
+    from types import SimpleNamespace
+
+    import aunet_lab
+    from aunet_lab.eval.harness import HarnessLM
+
+    root, cache, runs = trained
+    lm = HarnessLM(aunet_lab.load(Path(runs[name].run_dir)))
+    text = _test_texts(cache, Path(runs[name].run_dir), "ru")[0]
+    [rolling] = lm.loglikelihood_rolling([SimpleNamespace(args=(text,))])
+    [(whole, _)] = lm.loglikelihood([SimpleNamespace(args=("", text))])
+    assert whole == pytest.approx(rolling, rel=1e-5)
+    cut = len(text) // 2
+    [(tail, greedy)] = lm.loglikelihood([SimpleNamespace(args=(text[:cut], text[cut:]))])
+    assert whole < tail < 0 and isinstance(greedy, bool) and not greedy  # a tiny model misses some bytes
+
+
+def test_lm_eval_bad_requests_are_one_line_and_write_nothing(trained, tmp_path):
+    import os
+
+    root, _, runs = trained
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    model = str(runs["aunet2"].run_dir)
+    for extra, words in ((["--lm-eval", "nosuchtask", "--out", str(tmp_path / "a")], "nosuchtask"),
+                         (["--lm-eval", "x"], "needs --out"),
+                         (["--lm-eval", "x", "--out", str(tmp_path / "b"), "--include-path", str(tmp_path / "no")],
+                          "--include-path")):
+        run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", model, *extra], capture_output=True,
+                             text=True, env=env, timeout=300)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and words in run.stderr, run.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -92,6 +92,30 @@ def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> 
     return run_id
 
 
+def log_scores_to_run(model_path: str, tracking_uri: str, flat: dict[str, float], artifact: Path) -> str | None:
+    """Log ``flat`` metrics and ``artifact`` to the MLflow run that trained ``model_path`` (a
+    checkpoint or run folder beside its ``mlflow_run_id``, or an export whose run folder holds one),
+    if that run is in ``tracking_uri``; returns its id, or None."""
+    from aunet_lab.training.tracking import client_for
+
+    path = Path(model_path)
+    folder = path if path.is_dir() else path.parent
+    marker = next((f / "mlflow_run_id" for f in (folder, folder.parent) if (f / "mlflow_run_id").is_file()), None)
+    if marker is None:
+        return None
+    run_id = marker.read_text().strip()
+    client = client_for(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # not in this store
+        return None
+    step = int(run.data.params.get("trainer.max_steps_resolved", 0) or 0)
+    for key, value in flat.items():
+        client.log_metric(run_id, key, value, step=step)
+    client.log_artifact(run_id, str(artifact), "lm_eval")
+    return run_id
+
+
 def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, per_task: int, out: Path | None,
              manifest: str | Path | None = None, eval_bytes: int | str | None = None):
     """Run ``suites`` on the checkpoint, on the test split of its own corpus or of ``manifest`` (another
