@@ -435,22 +435,10 @@ def cmd_sweep(args) -> int:
 
 def _spec_overrides(items: list[str], into: dict) -> dict:
     """``sweep --set KEY.PATH=VALUE`` (values parsed as YAML) as a nested mapping merged into the spec."""
-    import yaml
+    from aunet_lab.config import parse_overrides
 
-    from aunet_lab.config import ConfigError
-    from aunet_lab.yamlio import YAMLBoundsError, parse_yaml
-
-    for item in items:
-        key, sep, raw = item.partition("=")
+    for key, value in parse_overrides(items, " (e.g. base.trainer.val_every=100)"):
         keys = [k.strip() for k in key.split(".")]
-        if not sep or not all(keys):
-            raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE (e.g. base.trainer.val_every=100)")
-        try:
-            value = parse_yaml(raw) if raw.strip() else ""
-        except YAMLBoundsError as err:
-            raise ConfigError(f"--set {key.strip()}: {err}") from None
-        except yaml.YAMLError:
-            value = raw
         node = into
         for k in keys[:-1]:
             if not isinstance(node.get(k), dict):

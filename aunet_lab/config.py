@@ -322,6 +322,25 @@ def _set_path(tree: dict, dotted: str, value: Any, source: str, cls) -> None:
             node = child
 
 
+def parse_overrides(items: list[str], example: str = "") -> list[tuple[str, object]]:
+    """``--set KEY.PATH=VALUE`` items as (key path, value parsed as YAML; the raw text if not YAML)."""
+    from aunet_lab.yamlio import YAMLBoundsError, parse_yaml
+
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or not all(k.strip() for k in key.split(".")):
+            raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE{example}")
+        try:
+            value = parse_yaml(raw) if raw.strip() else ""
+        except YAMLBoundsError as err:
+            raise ConfigError(f"--set {key.strip()}: {err}") from None
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    return out
+
+
 def load_config(path: str | Path | None, cls=None, overrides: list[str] | None = None):
     """Read a YAML file (or nothing: defaults) into ``cls`` (default :class:`TrainConfig`), then apply
     ``KEY.PATH=VALUE`` overrides (values parsed as YAML)."""
@@ -337,19 +356,8 @@ def load_config(path: str | Path | None, cls=None, overrides: list[str] | None =
             raise ConfigError(f"{path}: the config file is empty (expected at least a model or data section)")
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: (top level): expected a mapping")
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE")
-        from aunet_lab.yamlio import YAMLBoundsError, parse_yaml
-
-        try:
-            value = parse_yaml(raw) if raw.strip() else ""
-        except YAMLBoundsError as err:
-            raise ConfigError(f"--set {key.strip()}: {err}") from None
-        except yaml.YAMLError:
-            value = raw
-        _set_path(data, key.strip(), value, "--set", cls)
+    for key, value in parse_overrides(overrides or []):
+        _set_path(data, key, value, "--set", cls)
     return _build(cls, data, "", source)
 
 

@@ -57,14 +57,16 @@ def eval_chars(config, model, tokenizer, languages: list[str], per_task: int, se
     return summarise(rows)
 
 
-def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> str | None:
-    """Log the evaluation to the checkpoint's own MLflow run (``eval/...`` metrics, the tables as
-    artifacts), if that run is in ``tracking_uri``; returns its id, or None. An evaluation on
-    another corpus than the run's logs under ``eval/<corpus>/...``."""
+def model_run(model_path: str, tracking_uri: str):
+    """(client, run id, its last step) of the MLflow run that trained ``model_path`` (a checkpoint,
+    a run folder, or the export in a run folder: ``mlflow_run_id`` beside it or one folder up), if
+    that run is in ``tracking_uri``; else None."""
     from aunet_lab.training.tracking import client_for
 
-    marker = Path(checkpoint).parent / "mlflow_run_id"
-    if not marker.is_file():
+    path = Path(model_path)
+    folder = path if path.is_dir() else path.parent
+    marker = next((f / "mlflow_run_id" for f in (folder, folder.parent) if (f / "mlflow_run_id").is_file()), None)
+    if marker is None:
         return None
     run_id = marker.read_text().strip()
     client = client_for(tracking_uri)
@@ -72,7 +74,17 @@ def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> 
         run = client.get_run(run_id)
     except Exception:  # not in this store
         return None
-    step = int(run.data.params.get("trainer.max_steps_resolved", 0) or 0)
+    return client, run_id, int(run.data.params.get("trainer.max_steps_resolved", 0) or 0)
+
+
+def log_to_run(checkpoint: str, tracking_uri: str, results: dict, out: Path) -> str | None:
+    """Log the evaluation to the checkpoint's own MLflow run (``eval/...`` metrics, the tables as
+    artifacts), if that run is in ``tracking_uri``; returns its id, or None. An evaluation on
+    another corpus than the run's logs under ``eval/<corpus>/...``."""
+    found = model_run(checkpoint, tracking_uri)
+    if found is None:
+        return None
+    client, run_id, step = found
     prefix = f"eval/{results['corpus']}/" if results.get("corpus") else "eval/"
     for key, value in results.get("bpb", {}).items():
         client.log_metric(run_id, f"{prefix}{key}", float(value), step=step)
@@ -96,20 +108,10 @@ def log_scores_to_run(model_path: str, tracking_uri: str, flat: dict[str, float]
     """Log ``flat`` metrics and ``artifact`` to the MLflow run that trained ``model_path`` (a
     checkpoint or run folder beside its ``mlflow_run_id``, or an export whose run folder holds one),
     if that run is in ``tracking_uri``; returns its id, or None."""
-    from aunet_lab.training.tracking import client_for
-
-    path = Path(model_path)
-    folder = path if path.is_dir() else path.parent
-    marker = next((f / "mlflow_run_id" for f in (folder, folder.parent) if (f / "mlflow_run_id").is_file()), None)
-    if marker is None:
+    found = model_run(model_path, tracking_uri)
+    if found is None:
         return None
-    run_id = marker.read_text().strip()
-    client = client_for(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except Exception:  # not in this store
-        return None
-    step = int(run.data.params.get("trainer.max_steps_resolved", 0) or 0)
+    client, run_id, step = found
     for key, value in flat.items():
         client.log_metric(run_id, key, value, step=step)
     client.log_artifact(run_id, str(artifact), "lm_eval")
