@@ -303,6 +303,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def training_view_urls(uri: str, base: str, limit: int = 10) -> list[tuple[str, str]]:
+    """(experiment, URL) of the store's experiments in MLflow's Model training view. MLflow 3.17's UI
+    opens every experiment in its GenAI view unless the URL says ``workflowType=machine_learning``
+    (its workflow switch does not read the experiment's ``mlflow.experimentKind`` tag)."""
+    from aunet_lab.training.tracking import TrackingError, client_for
+
+    try:
+        experiments = client_for(uri).search_experiments(max_results=limit, order_by=["last_update_time DESC"])
+    except TrackingError:
+        return []
+    return [(e.name, f"{base}/#/experiments/{e.experiment_id}?workflowType=machine_learning")
+            for e in experiments if e.name != "Default"]
+
+
 def cmd_ui(args) -> int:
     import shutil
     import subprocess
@@ -320,7 +334,10 @@ def cmd_ui(args) -> int:
     except TrackingError as err:
         raise UserError(str(err)) from None
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI for {uri} at {base} (Ctrl-C to stop)", flush=True)
+    for name, url in training_view_urls(uri, base):
+        print(f"  {name}: {url}", flush=True)
     try:
         return subprocess.call([mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)])
     except KeyboardInterrupt:

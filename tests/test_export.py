@@ -164,6 +164,10 @@ def test_version_and_the_training_experiment_kind(trained):
     root = trained[0]
     exp = MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_experiment_by_name("aunet-lab")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    from aunet_lab.cli import training_view_urls  # what `aunet-lab ui` prints: the Model training view
+
+    assert training_view_urls(f"sqlite:///{root / 'mlflow.db'}", "http://h:1") == [
+        ("aunet-lab", f"http://h:1/#/experiments/{exp.experiment_id}?workflowType=machine_learning")]
 
 
 def test_ui_and_tracking_errors_are_one_whole_line(tmp_path):
