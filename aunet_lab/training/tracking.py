@@ -81,7 +81,8 @@ def client_for(uri: str):
     return client
 
 
-# MLflow 3's UI opens an experiment without this tag in its GenAI mode (traces, judges); ours train models.
+# Marks our experiments as model training for MLflow 3. Its 3.17 UI still opens them in the GenAI view
+# unless the URL says workflowType=machine_learning, which `aunet-lab ui` prints (cli.training_view_urls).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
