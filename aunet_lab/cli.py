@@ -303,18 +303,17 @@ def cmd_export(args) -> int:
     return 0
 
 
-def training_view_urls(uri: str, base: str, limit: int = 10) -> list[tuple[str, str]]:
-    """(experiment, URL) of the store's experiments in MLflow's Model training view. MLflow 3.17's UI
-    opens every experiment in its GenAI view unless the URL says ``workflowType=machine_learning``
-    (its workflow switch does not read the experiment's ``mlflow.experimentKind`` tag)."""
+def training_view_urls(uri: str, base: str, limit: int = 10) -> list[tuple[str, dict[str, str]]]:
+    """(experiment, {"runs": URL, "charts": URL}) for the store's newest experiments, each in MLflow's
+    Model training view; "charts" opens the experiment's "Training curves" view (mlflow_view)."""
+    from aunet_lab.training.mlflow_view import experiment_urls
     from aunet_lab.training.tracking import TrackingError, client_for
 
     try:
         experiments = client_for(uri).search_experiments(max_results=limit, order_by=["last_update_time DESC"])
     except TrackingError:
         return []
-    return [(e.name, f"{base}/#/experiments/{e.experiment_id}?workflowType=machine_learning")
-            for e in experiments if e.name != "Default"]
+    return [(e.name, experiment_urls(base, e.experiment_id)) for e in experiments if e.name != "Default"]
 
 
 def cmd_ui(args) -> int:
@@ -336,8 +335,8 @@ def cmd_ui(args) -> int:
     mlflow = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
     base = f"http://{args.host}:{args.port}"
     print(f"MLflow UI for {uri} at {base} (Ctrl-C to stop)", flush=True)
-    for name, url in training_view_urls(uri, base):
-        print(f"  {name}: {url}", flush=True)
+    for name, urls in training_view_urls(uri, base):
+        print(f"  {name}: runs {urls['runs']}\n  {' ' * len(name)}  charts {urls['charts']}", flush=True)
     try:
         return subprocess.call([mlflow, "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)])
     except KeyboardInterrupt:
@@ -423,7 +422,15 @@ def cmd_sweep(args) -> int:
     previous = {sig: signal.signal(sig, lambda signum, frame: runner.request_stop(signum))
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        runner.run(progress)
+        if console.is_terminal:  # a live table of the cells and their running trials
+            from rich.live import Live
+
+            from aunet_lab.sweep.display import StudyDisplay
+
+            with Live(StudyDisplay(runner), console=console, refresh_per_second=1, transient=True):
+                runner.run(progress)
+        else:  # a log: the line per finished trial is the record
+            runner.run(progress)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -771,28 +778,31 @@ def build_parser() -> argparse.ArgumentParser:
                    "what would train; create no run, train no tokenizer")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("generate", help="generate text from a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("--prompt", required=True)
+    p.add_argument("checkpoint", help="a checkpoint aunet-lab train wrote (e.g. runs/NAME/final.ckpt)")
+    p.add_argument("--prompt", required=True, help="the text to continue (UTF-8)")
     p.add_argument("--max-new", type=int, default=200, help="bytes (AU-Net) or tokens (BPE) to generate")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the most likely units "
+                   "whose probabilities sum to this (1.0 = all)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling")
     p.set_defaults(func=cmd_generate)
     p = sub.add_parser("export", help="a checkpoint as model.safetensors, config.json, tokenizer and model card")
     p.add_argument("checkpoint", help="a checkpoint aunet-lab train wrote, or its run folder (final.ckpt)")
     p.add_argument("out", help="the export folder to create (refused if it exists and is not empty)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the project's store")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--tracking-uri", help="MLflow database store to serve (default sqlite:///./mlruns/mlflow.db "
+                   "or $MLFLOW_TRACKING_URI)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("peak", help="measure this machine's peak matmul FLOP/s once, for MFU")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="matmul precision (default float32, what CPU training uses)")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--max-size", type=int, default=4096, help="largest square matmul in the sweep")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timed matmuls per size; the best counts")
     p.add_argument("--cache", type=Path, help="where the result is kept (default $AUNET_LAB_CACHE or ~/.cache/aunet_lab)")
     p.set_defaults(func=cmd_peak)
 

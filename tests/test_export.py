@@ -60,9 +60,9 @@ def test_export_round_trip_scores_what_the_run_logged(trained, name, tmp_path):
     root, cache, runs = trained
     run_dir = Path(runs[name].run_dir)
     out = tmp_path / "export"
-    code = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "export", str(run_dir / "final.ckpt"), str(out)],
-                          capture_output=True, text=True)
-    assert code.returncode == 0, code.stderr
+    from aunet_lab.cli import main
+
+    assert main(["export", str(run_dir / "final.ckpt"), str(out)]) == 0  # the command, in-process
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted(["model.safetensors", "config.json", "README.md"] + (["tokenizer.json"] if name == "bpe" else []))
     info = json.loads((out / "config.json").read_text())
@@ -114,7 +114,9 @@ def test_final_checkpoint_is_weights_and_mlflow_holds_the_export(trained):
     assert weights < stored <= 4 * weights, (stored, weights)
 
 
-def test_bad_exports_are_one_line_and_write_nothing(trained, tmp_path):
+def test_bad_exports_are_one_line_and_write_nothing(trained, tmp_path, capsys):
+    from aunet_lab.cli import main
+
     root, _, runs = trained
     ckpt = Path(runs["aunet2"].run_dir) / "final.ckpt"
     busy = tmp_path / "busy"
@@ -124,8 +126,8 @@ def test_bad_exports_are_one_line_and_write_nothing(trained, tmp_path):
              ([str(ckpt), str(busy)], "not empty"),
              ([str(tmp_path), str(tmp_path / "b")], "final.ckpt")]
     for argv, words in cases:
-        run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "export", *argv], capture_output=True, text=True)
-        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and words in run.stderr, run.stderr
+        code, err = main(["export", *argv]), capsys.readouterr().err  # in-process: what the shell gets
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
     assert sorted(p.name for p in busy.iterdir()) == ["keep.txt"] and (busy / "keep.txt").read_text() == "mine"
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -165,9 +167,20 @@ def test_version_and_the_training_experiment_kind(trained):
     exp = MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_experiment_by_name("aunet-lab")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     from aunet_lab.cli import training_view_urls  # what `aunet-lab ui` prints: the Model training view
+    from aunet_lab.training.mlflow_view import VIEW_TAG, read_view
 
-    assert training_view_urls(f"sqlite:///{root / 'mlflow.db'}", "http://h:1") == [
-        ("aunet-lab", f"http://h:1/#/experiments/{exp.experiment_id}?workflowType=machine_learning")]
+    (name, urls), = training_view_urls(f"sqlite:///{root / 'mlflow.db'}", "http://h:1")
+    page = f"http://h:1/#/experiments/{exp.experiment_id}/runs?"
+    assert name == "aunet-lab" and urls["runs"] == page + "workflowType=machine_learning"
+    assert urls["charts"].startswith(page) and "viewStateShareKey=aunetTraining" in urls["charts"]
+    # The experiment's "Training curves" view: train loss and validation BPB, in the first section,
+    # and both are metrics the run logged.
+    state = read_view(exp.tags[VIEW_TAG])
+    first = state["compareRunSections"][0]["uuid"]
+    assert [c["metricKey"] for c in state["compareRunCharts"] if c["metricSectionId"] == first] == [
+        "train/loss", "val/bpb"]
+    run = MlflowClient(f"sqlite:///{root / 'mlflow.db'}").search_runs([exp.experiment_id], max_results=1)[0]
+    assert {"train/loss", "val/bpb"} <= set(run.data.metrics)
 
 
 def test_ui_and_tracking_errors_are_one_whole_line(tmp_path):
@@ -186,17 +199,17 @@ def test_ui_and_tracking_errors_are_one_whole_line(tmp_path):
     assert short[:-3].split()[-1] in {"alpha", "beta", "gamma", "delta", "epsilon"}  # no word cut in two
 
 
-def test_sweep_set_overrides_spec_keys_or_names_the_bad_one():
-    from aunet_lab.cli import _spec_overrides
+def test_sweep_set_overrides_spec_keys_or_names_the_bad_one(capsys):
+    from aunet_lab.cli import _spec_overrides, main
     from aunet_lab.sweep.spec import load_spec
 
     spec_path = Path(__file__).resolve().parent.parent / "studies" / "smoke.yaml"
     spec = load_spec(spec_path, _spec_overrides(["tune.trials=1", "base.trainer.val_every=7"], {}))
     assert spec.tune.trials == 1 and spec.base["trainer"]["val_every"] == 7
     for bad, words in ((["nokey"], "expected KEY.PATH=VALUE"), (["tune.bogus=1"], "tune.bogus: unknown key")):
-        run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "sweep", str(spec_path), "--plan",
-                              *[a for item in bad for a in ("--set", item)]], capture_output=True, text=True)
-        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and words in run.stderr, run.stderr
+        code = main(["sweep", str(spec_path), "--plan", *[a for item in bad for a in ("--set", item)]])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
 
 
 MC_TASK = """task: aunet_mc
@@ -287,17 +300,18 @@ def test_harness_continuations_cover_their_bytes(trained, name):
     assert whole < tail < 0 and isinstance(greedy, bool) and not greedy  # a tiny model misses some bytes
 
 
-def test_lm_eval_bad_requests_are_one_line_and_write_nothing(trained, tmp_path):
-    import os
+def test_lm_eval_bad_requests_are_one_line_and_write_nothing(trained, tmp_path, monkeypatch, capsys):
+    from aunet_lab.cli import main
 
+    for key, value in (("HF_HOME", str(tmp_path / "hf")), ("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1")):
+        monkeypatch.setenv(key, value)
     root, _, runs = trained
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     model = str(runs["aunet2"].run_dir)
     for extra, words in ((["--lm-eval", "nosuchtask", "--out", str(tmp_path / "a")], "nosuchtask"),
                          (["--lm-eval", "x"], "needs --out"),
                          (["--lm-eval", "x", "--out", str(tmp_path / "b"), "--include-path", str(tmp_path / "no")],
                           "--include-path")):
-        run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "eval", model, *extra], capture_output=True,
-                             text=True, env=env, timeout=300)
-        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and words in run.stderr, run.stderr
+        code = main(["eval", model, *extra])  # in-process: the status and stderr main gives the shell
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,18 +161,24 @@ def _mlflow(root: Path):
     return MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
 
 
-def test_smoke_study_end_to_end(udhr):
+@pytest.fixture(scope="module")
+def smoke_study(udhr):
+    """bpe and aunet2, two budgets, two learning rates per cell (one mixture, to keep the suite short)."""
+    root, manifest = udhr
+    path = write_spec(root, manifest, "smoke-test", pruner={"name": "median", "n_startup_trials": 1,
+                                                           "warmup_fraction": 0.3},
+                      axes__mixture={"en-fr": {"en": 0.5, "fr": 0.5}}, axes__data_budget=["6KB", "12KB", "100B"])
+    return path, cli("sweep", str(path), "--workers", "2")
+
+
+def test_smoke_study_end_to_end(udhr, smoke_study):
     import optuna
     from optuna.trial import TrialState
 
     from aunet_lab.sweep.storage import open_storage
 
     root, manifest = udhr
-    # bpe and aunet2, two budgets, two learning rates per cell (one mixture, to keep the suite short)
-    path = write_spec(root, manifest, "smoke-test", pruner={"name": "median", "n_startup_trials": 1,
-                                                           "warmup_fraction": 0.3},
-                      axes__mixture={"en-fr": {"en": 0.5, "fr": 0.5}}, axes__data_budget=["6KB", "12KB", "100B"])
-    result = cli("sweep", str(path), "--workers", "2")
+    path, result = smoke_study
     assert result.returncode == 0, result.stderr[-3000:]
     # The 100-byte cells are below one batch: skipped with their reason, the others run.
     assert "skipped cell bpe-100B-enfr: budget below one batch" in result.stderr
@@ -187,6 +194,10 @@ def test_smoke_study_end_to_end(udhr):
     assert len(summary) == 4
     logs = [p.read_text() for p in (folder / "trials").glob("*/*/log.txt")]  # a line per validation
     assert logs and all("training " in log for log in logs) and any("val bpb " in log for log in logs)
+    # progress.json, which the live display reads: the trial's last step and bytes seen
+    progress = [json.loads(p.read_text()) for p in (folder / "trials").glob("*/*/progress.json")]
+    assert len(progress) == len(logs) and all(p["bytes"] > 0 and p["step"] > 0 for p in progress)
+    assert any(p["state"] == "finished" and p["val_bpb"] is not None for p in progress)
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         assert study.metric_names == ["val/bpb"]  # optuna-dashboard shows the objective by name
@@ -233,6 +244,80 @@ def test_smoke_study_end_to_end(udhr):
     again = cli("sweep", str(path), "--resume")
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(client.search_runs([exp.experiment_id], max_results=1000)) == 9
+
+
+@pytest.mark.slow
+def test_the_smoke_study_in_mlflows_ui_in_headless_chromium(udhr, smoke_study):
+    """`aunet-lab ui` on the smoke study's store, loaded in Debian's Chromium (.ci/run installs it): the
+    runs page shows the study's parent run and, expanded, its trial runs by name; the charts URL opens
+    the "Training curves" view, train loss and validation BPB first. AUNET_LAB_SCREENSHOTS=DIR keeps
+    the two screenshots (docs/img holds them)."""
+    import socket
+    import urllib.request
+
+    from browser import Browser, chromium
+
+    root, _ = udhr
+    path, result = smoke_study
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = _mlflow(root)
+    exp = client.get_experiment_by_name("smoke-test")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    trial_names = sorted(r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId"))
+    assert len(trial_names) == 8
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    shots = Path(os.environ.get("AUNET_LAB_SCREENSHOTS") or root)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    server = subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    browser = None
+    try:
+        printed = [server.stdout.readline() for _ in range(3)]  # the banner, then runs and charts URLs
+        import threading
+
+        threading.Thread(target=server.stdout.read, daemon=True).start()  # the server's own output
+        runs_url = printed[1].split("runs ", 1)[1].strip()
+        charts_url = printed[2].split("charts ", 1)[1].strip()
+        assert f"http://127.0.0.1:{port}" in printed[0] and uri in printed[0], printed
+        assert f"/#/experiments/{exp.experiment_id}/runs?" in runs_url, printed
+        status = None
+        for _ in range(240):  # the server on localhost answers
+            try:
+                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status
+                break
+            except OSError:
+                assert server.poll() is None, "aunet-lab ui exited"
+                time.sleep(0.5)
+        assert status == 200
+        binary = chromium()
+        if binary is None:
+            pytest.skip("no chromium on this machine (.ci/run installs Debian's)")
+        browser = Browser(binary)
+        page = browser.open(runs_url)
+        expander = "button[data-component-id*=runnamecellrenderer]"  # the + beside a parent run
+        assert browser.wait_for(page, f"document.querySelectorAll('{expander}').length", 90), browser.text(page)
+        text = browser.text(page)
+        assert "Model training" in text and "smoke-test" in text and "matching runs" in text
+        browser.js(page, f"document.querySelectorAll('{expander}').forEach(b => b.click())")
+        shown = json.dumps(trial_names)
+        assert browser.wait_for(page, f"{shown}.every(n => document.body.innerText.includes(n))", 30), \
+            browser.text(page)
+        browser.screenshot(page, shots / "mlflow-training-view.png")
+        charts = browser.open(charts_url)  # charts plot the runs the list shows: expand the study again
+        assert browser.wait_for(charts, f"document.querySelectorAll('{expander}').length", 60), browser.text(charts)
+        browser.js(charts, f"document.querySelectorAll('{expander}').forEach(b => b.click())")
+        assert browser.wait_for(charts, "document.body.innerText.includes('train/loss')", 60), browser.text(charts)
+        time.sleep(2)  # the curves drawn, for the screenshot
+        text = browser.text(charts)
+        assert text.index("Training curves") < text.index("train/loss") < text.index("val/bpb") < text.index("compute")
+        browser.screenshot(charts, shots / "mlflow-training-curves.png")
+    finally:
+        if browser is not None:
+            browser.close()
+        os.killpg(server.pid, 15)
+        server.wait(30)
 
 
 def test_two_workers_on_one_journal_run_each_trial_once(udhr):

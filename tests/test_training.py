@@ -3,10 +3,8 @@
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -222,32 +220,6 @@ def test_gradient_accumulation_logs_one_point_per_optimizer_step(corpus):
     assert [s for s, _ in bytes_seen] == [1, 2, 3, 4, 5, 6]
     # Each optimizer step consumed two batches of 4 windows of 64 bytes (less the ignored targets).
     assert bytes_seen[0][1] > 4 * 64 and bytes_seen[1][1] > bytes_seen[0][1]
-
-
-def test_ui_serves_the_project_store_on_localhost(corpus):
-    import socket
-    import urllib.request
-
-    root, _ = corpus
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    proc = subprocess.Popen([sys.executable, "-m", "aunet_lab.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    try:
-        first = proc.stdout.readline()
-        assert f"http://127.0.0.1:{port}" in first and uri in first
-        deadline, status = time.time() + 120, None
-        while time.time() < deadline and status is None:
-            try:
-                status = urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status
-            except OSError:
-                time.sleep(0.5)
-        assert status == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_throughput_callback_against_a_hand_count():

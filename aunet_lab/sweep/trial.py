@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from aunet_lab.config import config_from_dict
     from aunet_lab.sweep.pruning import BytesPruning, objective_value
     from aunet_lab.sweep.storage import build_pruner, open_storage
-    from aunet_lab.training.callbacks import ProgressLines
+    from aunet_lab.training.callbacks import ProgressFile, ProgressLines
     from aunet_lab.training.faults import Interrupted
     from aunet_lab.training.module import NonFiniteLoss
     from aunet_lab.training.run import is_launcher_process, train
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train(config, resume=resume, init_from=job.get("init_from"), parent_run_id=job["parent_run_id"],
                        extra_tags=job["tags"], extra_params=job.get("params"),
-                       callbacks=[pruning, ProgressLines()],  # log.txt: a line per validation
+                       # log.txt: a line per validation; progress.json: for the sweep's live display
+                       callbacks=[pruning, ProgressLines(), ProgressFile(trial_dir / "progress.json")],
                        on_run_created=(lambda run_id: trial.set_user_attr("mlflow_run_id", run_id)) if trial else None)
     except optuna.TrialPruned as err:
         write_result(trial_dir, {**base, "status": "pruned", "reason": str(err)})

@@ -132,3 +132,48 @@ class ProgressLines(pl.Callback):
 
     def on_train_end(self, trainer, module) -> None:
         self._say(f"finished at step {trainer.global_step}, bytes {module.bytes_seen:,}", trainer)
+
+
+class ProgressFile(pl.Callback):
+    """The run's progress as a small JSON file, rewritten every ``every_s`` seconds and at each
+    validation: step, bytes seen, last train loss and validation BPB. A sweep's live display reads
+    its running trials' files (the trial runs in another process)."""
+
+    def __init__(self, path: Path, every_s: float = 2.0):
+        self.path = Path(path)
+        self.every_s = every_s
+        self.last = 0.0
+        self.val: float | None = None
+
+    def _write(self, trainer, module, state: str = "training") -> None:
+        if not trainer.is_global_zero:
+            return
+        loss = trainer.callback_metrics.get("loss")
+        record = {"state": state, "step": trainer.global_step, "max_steps": trainer.max_steps,
+                  "bytes": int(module.bytes_seen), "train_loss": float(loss) if loss is not None else None,
+                  "val_bpb": self.val, "time": time.time()}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.path)
+        self.last = time.monotonic()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if time.monotonic() - self.last >= self.every_s:
+            self._write(trainer, module)
+
+    def on_validation_end(self, trainer, module) -> None:
+        if trainer.sanity_checking:
+            return
+        self.val = getattr(module, "last_val", {}).get("val/bpb", self.val)
+        self._write(trainer, module)
+
+    def on_train_end(self, trainer, module) -> None:
+        self._write(trainer, module, "finished")
+
+
+def read_progress(path: Path) -> dict | None:
+    """A ProgressFile's record, or None if it is not there (yet) or cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -86,6 +86,14 @@ def client_for(uri: str):
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
+def experiment_tags() -> dict[str, str]:
+    """A new experiment's tags: model training, and the "Training curves" view (mlflow_view)."""
+    from aunet_lab.training.mlflow_view import view_tag
+
+    key, value = view_tag()
+    return {**EXPERIMENT_KIND, key: value}
+
+
 def source_tags(commit: str, entry: str) -> dict[str, str]:
     """MLflow's own source, user and git tags (the UI's Source and User columns)."""
     import getpass
@@ -103,14 +111,14 @@ def source_tags(commit: str, entry: str) -> dict[str, str]:
 def experiment_id(client, name: str, uri: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
-        if "mlflow.experimentKind" not in found.tags:  # made by an older aunet_lab
-            for key, value in EXPERIMENT_KIND.items():
+        for key, value in experiment_tags().items():  # an experiment made by an older aunet_lab
+            if key not in found.tags:
                 client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+    return client.create_experiment(name, artifact_location=location, tags=experiment_tags())
 
 
 class MetricBuffer:
