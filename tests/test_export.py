@@ -315,3 +315,22 @@ def test_lm_eval_bad_requests_are_one_line_and_write_nothing(trained, tmp_path, 
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_every_cli_option_has_help_text():
+    import argparse
+
+    from aunet_lab.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif not action.help and action.dest != "help":
+                missing.append(" ".join([*path, *(action.option_strings or [action.dest])]))
+
+    walk(build_parser(), ["aunet-lab"])
+    assert not missing, missing

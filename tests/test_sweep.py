@@ -237,6 +237,17 @@ def test_smoke_study_end_to_end(udhr, smoke_study):
                                                                          rel=1e-9)
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"spec", "summary.csv", "summary.md"} <= artifacts
+    # The study's MLflow artifacts (runs and logged models) are a few times its models' weights at most.
+    from urllib.parse import urlparse
+
+    def size(uri):
+        return sum(f.stat().st_size for f in Path(urlparse(uri).path).rglob("*") if f.is_file())
+
+    models = client.search_logged_models(experiment_ids=[exp.experiment_id])
+    weights = sum(p.stat().st_size for p in (folder / "runs").glob("*/model/model.safetensors"))
+    stored = sum(size(r.info.artifact_uri) for r in runs) + sum(size(m.artifact_location) for m in models)
+    assert len(models) == len(list((folder / "runs").glob("*/model/model.safetensors"))) > 0
+    assert weights < stored <= 3 * weights, (stored, weights)
 
     # Running it again without --resume is refused; with --resume there is nothing left to do.
     again = cli("sweep", str(path))
