@@ -1,7 +1,7 @@
 """GPU training throughput and MFU of BPE, AU-Net-2 and AU-Net-3 at matched compute, bf16 autocast +
 torch.compile, side by side in one process; one JSON per arm, written as each arm finishes.
 
-    python benchmarks/gpu.py [--budget 1e20] [--seconds 40] [--out benchmarks/gpu-results]
+    python benchmarks/gpu.py [--budget 1e20] [--seconds 25] [--out benchmarks/gpu-results]
     bash benchmarks/gpu.sh        # the same, checking the machine first (a GPU, torch, regex)
 
 Plain training steps on the model (AdamW, cross-entropy), not the tracked Lightning path: the GPU
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="eager mode")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
     parser.add_argument("--steps", type=int, default=5, help="steps per timed repeat")
-    parser.add_argument("--seconds", type=float, default=40.0, help="timed seconds per arm (at least 3 repeats)")
+    parser.add_argument("--seconds", type=float, default=25.0, help="timed seconds per arm (at least 3 repeats)")
     parser.add_argument("--max-repeats", type=int, default=20, help="timed repeats per arm at most")
     parser.add_argument("--arms", default="bpe,aunet2,aunet3", help="comma-separated: bpe, aunet2, aunet3")
     parser.add_argument("--out", default="benchmarks/gpu-results", help="folder for one JSON per arm")
