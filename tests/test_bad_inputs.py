@@ -267,6 +267,7 @@ def test_a_failure_after_the_run_exists_ends_it_failed_with_the_reason(lab):
     (["split", "check", "word", "--max-bytes", "-5"], "--max-bytes: expected at least 1 byte"),
     (["split", "check", "word", "--generated", "-3"], "--generated: expected 0 or more"),
     (["ui", "--port", "0"], "--port: expected 1-65535"),
+    (["ui", "--workers", "0"], "--workers: expected at least 1"),
     (["demo", "--workers", "0"], "--workers: expected at least 1"),  # ran the demo before
     (["demo", "--trials", "-1"], "--trials: expected at least 1"),  # a traceback before
 ])
