@@ -561,7 +561,7 @@ def _print_plan(spec, console, as_json: bool = False, strict: bool = False, cell
     from rich.table import Table
 
     from aunet_lab.sweep.plan import (_duration, base_config, ensure_prepared, plan_json, plan_study, plan_table,
-                                      select_cells)
+                                      select_cells, study_seconds)
 
     chosen = select_cells(spec, cells)
     ensure_prepared(spec, base_config(spec), lambda m: console.print(m, highlight=False))
@@ -581,8 +581,7 @@ def _print_plan(spec, console, as_json: bool = False, strict: bool = False, cell
     for _, row in frame.iterrows():
         table.add_row(*[str(v) for v in row])
     Console(width=240).print(table)
-    total = sum(p.estimated_seconds(sum(spec.trials_wanted(p.cell))) or 0 for p in plans if p.feasible)
-    print(f"estimated time with one worker on this machine: {_duration(total)}")
+    print(f"estimated time with one worker on this machine: {_duration(study_seconds(spec, plans))}")
     return _refused_lines(spec, plans, strict)
 
 

@@ -53,19 +53,33 @@ def _parent(pid: int) -> int:
         return -1
 
 
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def trial_pids(folder: Path) -> dict[Path, int]:
+    """Running trial processes of a study folder, by trial folder (the sweep writes each trial's pid)."""
+    found = {}
+    for marker in folder.glob("trials/*/*/pid"):
+        pid = int(marker.read_text() or 0)
+        if pid and _running(pid):
+            found[marker.parent] = pid
+    return found
+
+
 def checkpointed_trial(folder: Path, worker: int | None = None):
     """(trial folder, trial pid, run folder) of a running trial that has written a checkpoint (and
-    was started by ``worker``, if given)."""
-    for job in folder.glob("trials/*/*/trial.json"):
-        config = json.loads(job.read_text())["config"]
+    was started by ``worker``, if given: its child, or a child of its fork server)."""
+    for trial_dir, pid in trial_pids(folder).items():
+        config = json.loads((trial_dir / "trial.json").read_text())["config"]
         run_dir = Path(config["output_dir"]) / config["tracking"]["run_name"]
-        if (run_dir / "last.ckpt").is_file() and not (job.parent / "result.json").exists():
-            found = subprocess.run(["pgrep", "-f", f"aunet_lab.sweep.trial {job.parent}"], capture_output=True, text=True)
-            pids = [int(p) for p in found.stdout.split()]
-            if worker is not None:
-                pids = [p for p in pids if _parent(p) == worker]
-            if pids:
-                return job.parent, pids[0], run_dir
+        if (run_dir / "last.ckpt").is_file() and not (trial_dir / "result.json").exists():
+            if worker is None or worker in (_parent(pid), _parent(_parent(pid))):
+                return trial_dir, pid, run_dir
     return None
 
 
@@ -127,13 +141,12 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(udhr):
     proc = sweep(path, "--workers", "2", env={**ENV, "AUNET_LAB_FAULT": "step:12", "AUNET_LAB_FAULT_SIGNAL": "SIGSTOP",
                                               "AUNET_LAB_FAULT_RUN": "*-t1"})
     wait_for(lambda: list(folder.glob("trials/*/*/result.json")) and checkpointed_trial(folder))
-    running = subprocess.run(["pgrep", "-f", f"aunet_lab.sweep.trial {folder}"], capture_output=True, text=True)
-    trial_pids = [int(p) for p in running.stdout.split()]
-    assert trial_pids
-    for pid in [proc.pid, *trial_pids]:
+    running = list(trial_pids(folder).values())
+    assert running
+    for pid in [proc.pid, *running]:
         os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=60)
-    wait_for(lambda: subprocess.run(["pgrep", "-f", f"aunet_lab.sweep.trial {folder}"]).returncode != 0, 30)
+    wait_for(lambda: not trial_pids(folder), 30)
     # Trials that finished training before the kill (told to Optuna or not: the worker may have died
     # between the two) must not be lost or run again.
     completed_before = {int(p.parent.name) for p in folder.glob("trials/*/*/result.json")

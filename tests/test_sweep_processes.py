@@ -39,10 +39,12 @@ def test_two_sweeps_and_a_stopped_and_resumed_one_never_share_a_learning_rate(ud
     one_thread = {**ENV, "AUNET_LAB_THREADS": "1"}
     # The stopped sweep's trial freezes itself after step 5 (its checkpoint is at step 4), so the
     # SIGTERM always finds it mid-run, however fast or slow this machine is.
+    # The other two start once it holds its trial: forked trials are quick, and two sweeps that
+    # started first could otherwise run all three trials before the third asks for one.
     stopped = sweep(path, "--resume", env={**one_thread, "AUNET_LAB_FAULT": "step:5", "AUNET_LAB_FAULT_SIGNAL": "SIGSTOP"})
+    trial_dir, trial_pid, run_dir = wait_for(lambda: checkpointed_trial(folder, worker=stopped.pid), every=0.1)
     first = sweep(path, "--resume", env=one_thread)
     second = sweep(path, "--resume", env=one_thread)
-    trial_dir, trial_pid, run_dir = wait_for(lambda: checkpointed_trial(folder, worker=stopped.pid), every=0.1)
     wait_for(lambda: _state(trial_pid) == "T", every=0.05)
     os.kill(stopped.pid, signal.SIGTERM)
     wait_for(lambda: _pending(trial_pid) & (1 << (signal.SIGTERM - 1)), every=0.05)  # passed on to the trial

@@ -23,6 +23,7 @@ language's validation and test text, the same documents for every arm and seed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -280,6 +281,7 @@ class AUNetDataModule(_lightning_base()):
         self.eval_languages = list(config.eval_languages or sorted(config.mixture))
         self.selection: Selection | None = None
         self.tokenizer = None
+        self.clock = None  # a PhaseClock: the tokenizer's training time is booked apart
         self.train_set: WindowDataset | None = None
         self.eval_sets: dict[str, dict[str, EvalWindows]] = {}
         self.eval_docs: dict[str, dict[str, list[str]]] = {}
@@ -317,7 +319,8 @@ class AUNetDataModule(_lightning_base()):
             unique = sorted({(lang, ident): text for lang, ident, text in self.selection.docs}.items())
             corpus = [text for _, text in unique]
             if self.tokenizer is None:  # evaluation and warm starts hand in the checkpoint's own tokenizer
-                self.tokenizer = train_bpe(corpus, cfg.vocab_size, self.cache / "tokenizers")
+                with self.clock.phase("tokenizer") if self.clock is not None else contextlib.nullcontext():
+                    self.tokenizer = train_bpe(corpus, cfg.vocab_size, self.cache / "tokenizers")
             stream = pack_tokens(texts, self.tokenizer)
         else:
             stream = pack_bytes(texts, cfg.split)

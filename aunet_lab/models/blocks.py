@@ -27,10 +27,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x * self.weight.float()).to(dtype)
+        # x / sqrt(mean(x^2) + eps) * weight in fp32, one kernel (the former seven elementwise ones
+        # led the small-width CPU profile; same values)
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
 
 
 def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,12 +39,20 @@ def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[t
     return angles.cos(), angles.sin()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[..., 2i], x[..., 2i+1]); x is [B, H, T, hd], cos/sin broadcast as [B?, 1, T, hd/2]."""
-    x_pairs = x.float().unflatten(-1, (-1, 2))
-    real, imag = x_pairs[..., 0], x_pairs[..., 1]
-    out = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
-    return out.flatten(-2).to(x.dtype)
+def rope_rotation(positions: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor:
+    """The rotations of :func:`rope_angles` as unit complex numbers cos + i sin, [..., T, head_dim/2]."""
+    cos, sin = rope_angles(positions, head_dim, theta)
+    return torch.complex(cos, sin)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotate pairs (x[..., 2i], x[..., 2i+1]) by the angles (cos, sin), or by the complex rotation
+    ``cos`` from :func:`rope_rotation` when ``sin`` is None; x is [B, H, T, hd], the rotation
+    broadcasts as [B?, 1, T, hd/2]. The pair as a complex number times cos + i sin is the same
+    arithmetic as the explicit real form, in one kernel instead of about ten."""
+    rotation = cos if sin is None else torch.complex(cos, sin)
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
 
 class KVCache:
@@ -144,8 +151,8 @@ class Attention(nn.Module):
         k = self.wk(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
         v = self.wv(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)
         q_pos = torch.arange(start, start + T, device=x.device)
-        cos, sin = rope if rope is not None else rope_angles(q_pos, self.head_dim, self.rope_theta)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        rotation = rope if rope is not None else rope_rotation(q_pos, self.head_dim, self.rope_theta)
+        q, k = apply_rope(q, rotation), apply_rope(k, rotation)
         if cache is not None:
             k, v = cache.append(k, v)
         if start == 0 and (self.window is None or self.window >= T):
@@ -203,7 +210,7 @@ class Transformer(nn.Module):
         # Rotary angles once per stack: every layer sees the same positions.
         start = caches[0].length if caches is not None else 0
         first = self.layers[0].attention
-        rope = rope_angles(torch.arange(start, start + x.shape[1], device=x.device), first.head_dim, first.rope_theta)
+        rope = rope_rotation(torch.arange(start, start + x.shape[1], device=x.device), first.head_dim, first.rope_theta)
         for i, layer in enumerate(self.layers):
             x = layer(x, None if caches is None else caches[i], rope)
         return x

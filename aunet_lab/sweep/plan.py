@@ -11,9 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aunet_lab.config import TrainConfig, config_from_dict
+from aunet_lab.sweep.forkserver import use_fork_server
 from aunet_lab.sweep.spec import Cell, StudySpec
 
-TRIAL_OVERHEAD_S = 8.0  # process start, imports, data setup and the MLflow run, per trial
+# A trial's fixed costs on this project's 2-core machine, measured by benchmarks/trial_breakdown.py
+# (docs/performance.md): data setup, the MLflow run, checkpoints, export and samples per trial; each
+# validation's own setup; and the imports a trial started as a fresh interpreter pays (a trial forked
+# from the sweep's fork server does not, but the server pays them once per sweep).
+TRIAL_FIXED_S = 1.5
+VALIDATION_FIXED_S = 0.2
+IMPORTS_S = 9.0
 
 
 @dataclass
@@ -33,15 +40,20 @@ class CellPlan:
     lr_source: str = "law"  # law / law, clamped / law, extrapolated / pilot / spec; ", bounded" when cut
     seconds_per_step: float | None = None
     refusals: list[str] = field(default_factory=list)
+    validations: int = 1  # validations per trial
+    eval_batches: float = 0.0  # evaluation batches per trial (validations and the test), each costed as a step
+    forked: bool = True  # trials fork from the sweep's fork server (no per-trial imports)
 
     @property
     def feasible(self) -> bool:
         return not self.refusals
 
     def estimated_seconds(self, trials: int) -> float | None:
+        """Training steps and evaluation batches at the measured seconds per step, plus the fixed costs."""
         if self.seconds_per_step is None:
             return None
-        return trials * (TRIAL_OVERHEAD_S + self.steps * self.seconds_per_step)
+        fixed = TRIAL_FIXED_S + self.validations * VALIDATION_FIXED_S + (0.0 if self.forked else IMPORTS_S)
+        return trials * (fixed + (self.steps + self.eval_batches) * self.seconds_per_step)
 
 
 def base_config(spec: StudySpec) -> TrainConfig:
@@ -233,6 +245,8 @@ def plan_study(spec: StudySpec, time_steps: bool = True, cells: set[str] | None 
             lr_range = (centre / spec.tune.lr_factor, centre * spec.tune.lr_factor)
         plan = CellPlan(cell, config, _shape(model), params, fpb, n_bytes, compute, epochs, steps, centre, lr_range,
                         law.clamped, source, refusals=refusals)
+        plan.validations, plan.eval_batches = _evaluation_work(config, steps, batch_bytes)
+        plan.forked = not spec.launcher and use_fork_server()
         # Timed only at sizes this machine can build in a moment (paper-scale templates plan anywhere).
         if time_steps and not refusals and params < 50_000_000:
             key = (plan.shape, cell.arch == "bpe", config.data.batch_size, units, cell.vocab_size)
@@ -365,6 +379,22 @@ def warm_start_tokenizer(spec: StudySpec, cell: Cell, plans: list) -> object | N
     return None
 
 
+def _evaluation_work(config: TrainConfig, steps: int, batch_bytes: int) -> tuple[int, float]:
+    """(validations, evaluation batches) of one trial: a validation every ``val_every`` steps (one at
+    the end if none falls inside the run) over the capped held-out bytes of every evaluated language,
+    and the test at the end. An uncapped split is taken as 64 KB a language (its size is not known
+    before the data is loaded)."""
+    data, trainer = config.data, config.trainer
+    languages = len(data.eval_languages or data.mixture)
+    caps = {split: (cap if cap is not None else 64_000) * languages for split, cap in data.eval_caps().items()}
+    every = trainer.val_every
+    validations = max(1, steps // every) if every else 1
+    batches = validations * math.ceil(caps["val"] / batch_bytes)
+    if trainer.test_at_end:
+        batches += math.ceil(caps["test"] / batch_bytes)
+    return validations, float(batches)
+
+
 def _seconds_per_step(model_config, batch: int, window: int, pooled: dict) -> float:
     """Forward, backward and AdamW step of this shape on random input, best of three."""
     import torch
@@ -443,8 +473,15 @@ def plan_json(spec: StudySpec, plans: list[CellPlan]) -> dict:
             "estimated_seconds": est, "pretrain": c.pretrain or None,
             "refused": "; ".join(p.refusals) if p.refusals else None,
         })
-    total = sum(p.estimated_seconds(sum(spec.trials_wanted(p.cell))) or 0 for p in plans if p.feasible)
-    return {"study": spec.name, "spec": str(spec.path), "cells": cells, "estimated_hours": total / 3600}
+    return {"study": spec.name, "spec": str(spec.path), "cells": cells, "estimated_hours": study_seconds(spec, plans) / 3600}
+
+
+def study_seconds(spec: StudySpec, plans: list[CellPlan]) -> float:
+    """The study's estimated time with one worker: every feasible cell's trials, and the fork
+    server's imports once."""
+    feasible = [p for p in plans if p.feasible]
+    total = sum(p.estimated_seconds(sum(spec.trials_wanted(p.cell))) or 0 for p in feasible)
+    return total + (IMPORTS_S if any(p.forked for p in feasible) else 0.0)
 
 
 def _duration(seconds: float) -> str:

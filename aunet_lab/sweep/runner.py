@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aunet_lab.config import ConfigError, to_plain
+from aunet_lab.sweep.forkserver import ForkServer, use_fork_server
 from aunet_lab.sweep.plan import CellPlan, base_config, ensure_prepared, plan_study, select_cells
 from aunet_lab.sweep.spec import StudySpec
 from aunet_lab.sweep.storage import build_pruner, build_sampler, has_heartbeat, open_storage, storage_url
@@ -73,9 +74,23 @@ class StudyRunner:
         self._procs: dict[int, subprocess.Popen] = {}  # their processes
         self.stopping: int | None = None  # the signal that asked this process to stop
         self._wake = threading.Event()  # a trial of this process ended: waiting cells may start now
+        self.fork_server: ForkServer | None = None  # trials fork from it (see forkserver.py)
 
     # ------------------------------------------------------------------ setup
     def prepare(self, resume: bool) -> None:
+        try:
+            self._prepare(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stops the fork server (run() does when its trials are done)."""
+        if self.fork_server is not None:
+            self.fork_server.close()
+            self.fork_server = None
+
+    def _prepare(self, resume: bool) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -90,6 +105,8 @@ class StudyRunner:
         check_storage(self.storage_url)
         check_tracking_uri(resolve_tracking_uri(self.base.tracking.tracking_uri))
         chosen = select_cells(spec, self.cell_patterns)  # a bad --cells is refused before any download
+        if not spec.launcher and use_fork_server() and self.fork_server is None:
+            self.fork_server = ForkServer()  # imports torch & co. while the corpus and plan are checked
         ensure_prepared(spec, self.base, self._say)
         self.plans = plan_study(spec, time_steps=False, cells=chosen)
         self.refused = [p for p in self.plans if not p.feasible]
@@ -386,8 +403,14 @@ class StudyRunner:
 
         cell = plan.cell
         with (trial_dir / "log.txt").open("a") as log:
-            proc = subprocess.Popen(self._command(trial_dir), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    preexec_fn=_die_with_parent)
+            command = self._command(trial_dir)
+            proc = None
+            if self.fork_server is not None:
+                proc = self.fork_server.launch(str(trial_dir), env, str(trial_dir / "log.txt"), command)
+            if proc is None:
+                proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=_die_with_parent)
+            (trial_dir / "pid").write_text(f"{proc.pid}\n")  # for whoever watches the trials (tests, scripts)
             self._procs[trial._trial_id] = proc
             if self.stopping is not None:  # the stop came while it started
                 proc.send_signal(self.stopping)
@@ -514,9 +537,12 @@ class StudyRunner:
         threads = [threading.Thread(target=self._worker, args=(progress,), daemon=True) for _ in range(self.workers)]
         for t in threads:
             t.start()
-        for t in threads:
-            while t.is_alive():  # a timed join: the main thread stays free for signal handlers
-                t.join(0.5)
+        try:
+            for t in threads:
+                while t.is_alive():  # a timed join: the main thread stays free for signal handlers
+                    t.join(0.5)
+        finally:
+            self.close()
 
     # ------------------------------------------------------------------ results
     def summary(self):

@@ -26,6 +26,10 @@ def write_result(trial_dir: Path, result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from aunet_lab.training.timing import PhaseClock
+
+    clock = PhaseClock()
+    clock.mark("process start")
     argv = sys.argv[1:] if argv is None else argv
     trial_dir = Path(argv[0])
     job = json.loads((trial_dir / "trial.json").read_text())
@@ -47,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from aunet_lab.training.module import NonFiniteLoss
     from aunet_lab.training.run import is_launcher_process, train
 
+    clock.mark("imports")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     base = {"trial": job["number"], "run_name": config.tracking.run_name}
     try:
         result = train(config, resume=resume, init_from=job.get("init_from"), parent_run_id=job["parent_run_id"],
-                       extra_tags=job["tags"], extra_params=job.get("params"),
+                       extra_tags=job["tags"], extra_params=job.get("params"), clock=clock,
                        # log.txt: a line per validation; progress.json: for the sweep's live display
                        callbacks=[pruning, ProgressLines(), ProgressFile(trial_dir / "progress.json")],
                        on_run_created=(lambda run_id: trial.set_user_attr("mlflow_run_id", run_id)) if trial else None)

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def _precision(choice: str) -> str:
     return "32-true"
 
 
-def _checkpoint_callback(run_dir: Path, every: int, val_every: int, stop=None):
+def _checkpoint_callback(run_dir: Path, every: int, val_every: int, stop=None, clock=None):
     import lightning.pytorch as pl
 
     from aunet_lab.training.faults import Interrupted, reach
@@ -116,6 +117,8 @@ def _checkpoint_callback(run_dir: Path, every: int, val_every: int, stop=None):
             if step == self.saved_step:
                 return
             module.commit_step_metrics()
+            if clock is not None:
+                clock.begin("checkpoints")
             tmp = run_dir / ".last.ckpt.tmp"
             trainer.save_checkpoint(tmp, weights_only=False)
             if trainer.is_global_zero:
@@ -124,6 +127,8 @@ def _checkpoint_callback(run_dir: Path, every: int, val_every: int, stop=None):
                 if module.tracker is not None:
                     module.tracker.flush()
                 os.replace(tmp, run_dir / "last.ckpt")
+            if clock is not None:
+                clock.end("checkpoints")
             self.saved_step = step
 
         def _stop(self, trainer, module):
@@ -168,15 +173,21 @@ def is_launcher_process() -> bool:
 
 def train(config: TrainConfig, resume: bool = False, init_from: str | None = None, parent_run_id: str | None = None,
           extra_tags: dict | None = None, callbacks: list | None = None,
-          on_run_created=None, extra_params: dict | None = None) -> RunResult:
+          on_run_created=None, extra_params: dict | None = None, clock=None) -> RunResult:
     """Train ``config``; ``extra_params`` are logged with the run's parameters (a sweep trial's
     ``plan.flops_per_byte``). SIGTERM and SIGINT stop it at the next optimizer step with a
-    checkpoint there, the MLflow run KILLED, and :class:`Interrupted` raised."""
+    checkpoint there, the MLflow run KILLED, and :class:`Interrupted` raised. ``clock`` (a
+    :class:`PhaseClock`, started by the caller to count its own imports) splits the wall time into
+    phases, written to ``timings.json`` and logged as ``time/<phase>`` metrics."""
     from aunet_lab.training.faults import StopRequest
+    from aunet_lab.training.timing import PhaseClock
 
+    if clock is None:
+        clock = PhaseClock()
+        clock.mark("process start")
     with StopRequest() as stop:
         return _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_run_created,
-                      extra_params, stop)
+                      extra_params, stop, clock)
 
 
 def _trainer_error(err: Exception) -> ConfigError:
@@ -184,7 +195,7 @@ def _trainer_error(err: Exception) -> ConfigError:
     return ConfigError(f"trainer: {first[:200]}")
 
 
-def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_run_created, extra_params, stop):
+def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_run_created, extra_params, stop, clock):
     import warnings
 
     import lightning.pytorch as pl
@@ -206,6 +217,7 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
     check_folder(run_dir, "output_dir", ConfigError)
     client = client_for(uri)  # fails here, before any training, if the store cannot be reached
     _ensure_writable(run_dir)
+    clock.mark("imports")  # Lightning and MLflow, imported on the way here
 
     last = run_dir / "last.ckpt"
     marker = run_dir / "mlflow_run_id"
@@ -234,11 +246,13 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
 
     pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
     dm = AUNetDataModule(config.data)
+    dm.clock = clock
     if init_from and config.model.arch == "bpe":
         # Token ids only mean what the pretraining tokenizer made them mean: a warm start keeps it
         # (trained without the new data's languages, as when adapting a model in practice).
         dm.tokenizer = tokenizer_beside(init_from)
     dm.setup()
+    clock.mark("data")
     accumulate = config.optim.accumulate
     steps_per_pass = math.ceil(len(dm.train_set) / config.data.batch_size / accumulate)
     max_steps = config.trainer.max_steps or steps_per_pass
@@ -265,8 +279,8 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
     dtype = "bfloat16" if precision.startswith("bf16") else "float32"
     peak = config.trainer.peak_flops or load_peak(Path(config.data.cache or default_cache()), dtype, device)
     # Throughput first: its numbers join the step's metrics before the checkpoint commits them.
-    callbacks = [Throughput(peak), _checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every, stop),
-                 *(callbacks or [])]
+    callbacks = [Throughput(peak), _checkpoint_callback(run_dir, config.trainer.checkpoint_every, val_every, stop, clock),
+                 _evaluation_timer(clock), *(callbacks or [])]
     progress = config.trainer.progress and sys.stderr.isatty()
     if progress:
         callbacks.append(RichProgressBar())
@@ -323,6 +337,7 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
         on_run_created(run_id)
     module.tracker = None
     status, final_loss = "FINISHED", None
+    clock.mark("model and trainer")
     try:
         if main:
             logged_through = -1
@@ -331,9 +346,11 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
             else:
                 logged_through = max((m.step for m in client.get_metric_history(run_id, "train/loss")), default=-1)
             module.tracker = MetricBuffer(client, run_id, logged_through, spill=run_dir / "unlogged_metrics.jsonl")
+        clock.mark("logging")
         stop.deferred = single
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
         stop.deferred = False
+        clock.mark("training steps")
         if stop.signum is not None:  # arrived during the last step
             raise Interrupted(stop.signum, trainer.global_step)
         reach("fit_end")
@@ -351,14 +368,17 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
                 module.tracker = tracker
         if config.trainer.test_at_end and dm.eval_sets.get("test"):
             trainer.test(module, datamodule=dm, verbose=False)
+        clock.mark("test")
         tmp = run_dir / ".final.ckpt.tmp"
         trainer.save_checkpoint(tmp, weights_only=True)  # collective; weights and config, no optimizer
         reach("final_save")
         if not trainer.is_global_zero:
             return RunResult(run_id, run_dir, status, None, {}, {}, trainer.global_step)
         os.replace(tmp, run_dir / "final.ckpt")
+        clock.mark("checkpoints")
         module.tracker.flush(final=True)
-        _final_artifacts(config, module, dm, client, run_id, run_dir, trainer)
+        clock.mark("logging")
+        _final_artifacts(config, module, dm, client, run_id, run_dir, trainer, clock)
     except NonFiniteLoss as err:
         status = "FAILED"
         if module.tracker is not None:
@@ -390,6 +410,8 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
         if stopped is not None and stopped is not err:
             raise stopped from None
         raise
+    clock.mark("logging")
+    _log_timings(client, run_id, run_dir, clock, trainer.global_step)
     client.set_terminated(run_id, status)
     history = client.get_metric_history(run_id, "train/loss")
     if history:
@@ -467,7 +489,37 @@ def training_dataset(config, dm):
     return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
 
 
-def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> None:
+def _log_timings(client, run_id: str, run_dir: Path, clock, step: int) -> None:
+    from mlflow.entities import Metric
+
+    data = clock.write(run_dir / "timings.json")
+    stamp = int(time.time() * 1000)
+    metrics = [Metric(f"time/{name.replace(' ', '_')}_s", value, stamp, step) for name, value in data["seconds"].items()]
+    client.log_batch(run_id, metrics=[*metrics, Metric("time/total_s", data["total"], stamp, step)])
+
+
+def _evaluation_timer(clock):
+    import lightning.pytorch as pl
+
+    class EvaluationTimer(pl.Callback):
+        """Books the validations inside the training loop, and the final test, to their phases."""
+
+        def on_validation_start(self, trainer, module):
+            clock.begin("validation")
+
+        def on_validation_end(self, trainer, module):
+            clock.end("validation")
+
+        def on_test_start(self, trainer, module):
+            clock.begin("test")
+
+        def on_test_end(self, trainer, module):
+            clock.end("test")
+
+    return EvaluationTimer()
+
+
+def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer, clock) -> None:
     """The per-language BPB table, the exported model (the run's logged model, not the Lightning
     checkpoints) and sample generations (rank 0 only)."""
     rows = []
@@ -481,6 +533,7 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> No
     from aunet_lab.training.tracking import log_exported_model
 
     log_exported_model(client, run_id, run_dir, rows, trainer.global_step)
+    clock.mark("export")
     model = module.model
     if config.trainer.strategy in ("fsdp", "fsdp2"):
         # Generation calls the model outside forward(), where sharded parameters are not gathered:
@@ -493,6 +546,7 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer) -> No
     samples = sample_generations(model, dm, config.trainer.samples, config.trainer.sample_bytes)
     (run_dir / "samples.txt").write_text("\n\n".join(f"[{p!r}] -> {s!r}" for p, s in samples), encoding="utf-8")
     client.log_artifact(run_id, str(run_dir / "samples.txt"))
+    clock.mark("samples")
 
 
 def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, str]]:
