@@ -56,27 +56,44 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor | None = No
 
 
 class KVCache:
-    """Keys and values of one attention layer for one sequence batch, grown step by step."""
+    """Keys and values of one attention layer for one sequence batch, grown step by step in
+    preallocated storage (doubled when full), so a step copies one position, not the history."""
 
     def __init__(self):
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
+        self._k: torch.Tensor | None = None
+        self._v: torch.Tensor | None = None
+        self._length = 0
 
     @property
     def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[2]
+        return self._length
+
+    @property
+    def k(self) -> torch.Tensor | None:
+        return None if self._k is None else self._k[:, :, : self._length]
+
+    @property
+    def v(self) -> torch.Tensor | None:
+        return None if self._v is None else self._v[:, :, : self._length]
 
     def truncate(self, length: int) -> None:
         """Keep the first ``length`` positions (drops padding a batched forward appended)."""
-        if self.k is not None:
-            self.k, self.v = self.k[:, :, :length], self.v[:, :, :length]
+        self._length = min(self._length, length)
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.k is None:
-            self.k, self.v = k, v
-        else:
-            self.k = torch.cat([self.k, k], dim=2)
-            self.v = torch.cat([self.v, v], dim=2)
+        new = k.shape[2]
+        end = self._length + new
+        if self._k is None or end > self._k.shape[2]:
+            capacity = max(64, 2 * end)
+            grown_k = k.new_empty(k.shape[0], k.shape[1], capacity, k.shape[3])
+            grown_v = v.new_empty(v.shape[0], v.shape[1], capacity, v.shape[3])
+            if self._length:
+                grown_k[:, :, : self._length] = self.k
+                grown_v[:, :, : self._length] = self.v
+            self._k, self._v = grown_k, grown_v
+        self._k[:, :, self._length : end] = k
+        self._v[:, :, self._length : end] = v
+        self._length = end
         return self.k, self.v
 
 
@@ -155,7 +172,11 @@ class Attention(nn.Module):
         q, k = apply_rope(q, rotation), apply_rope(k, rotation)
         if cache is not None:
             k, v = cache.append(k, v)
-        if start == 0 and (self.window is None or self.window >= T):
+        if T == 1 and start > 0:  # a generation step: the one query sees the window's keys, no mask
+            if self.window is not None:
+                k, v = k[:, :, -self.window:], v[:, :, -self.window:]
+            out = F.scaled_dot_product_attention(q, k, v)
+        elif start == 0 and (self.window is None or self.window >= T):
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif start == 0 and 2 * self.window <= T:
             out = local_attention(q, k, v, self.window)
@@ -200,6 +221,19 @@ class Transformer(nn.Module):
                  rope_theta: float = 10000.0, eps: float = 1e-5):
         super().__init__()
         self.layers = nn.ModuleList(Block(dim, heads, hidden, window, rope_theta, eps) for _ in range(layers))
+        self._rotations: torch.Tensor | None = None  # generation: RoPE rotations of positions 0..n-1
+
+    def _rotation(self, start: int, length: int, device) -> torch.Tensor:
+        """Rotations of positions start..start+length-1: computed per call in training, from a table
+        (grown by doubling) when generating step by step, where recomputing them was a visible cost."""
+        first = self.layers[0].attention
+        if start == 0:
+            return rope_rotation(torch.arange(length, device=device), first.head_dim, first.rope_theta)
+        table = self._rotations
+        if table is None or table.shape[0] < start + length or table.device != torch.device(device):
+            size = max(256, 2 * (start + length))
+            table = self._rotations = rope_rotation(torch.arange(size, device=device), first.head_dim, first.rope_theta)
+        return table[start : start + length]
 
     def new_caches(self) -> list[KVCache]:
         return [KVCache() for _ in self.layers]
@@ -209,8 +243,7 @@ class Transformer(nn.Module):
             return x
         # Rotary angles once per stack: every layer sees the same positions.
         start = caches[0].length if caches is not None else 0
-        first = self.layers[0].attention
-        rope = rope_rotation(torch.arange(start, start + x.shape[1], device=x.device), first.head_dim, first.rope_theta)
+        rope = self._rotation(start, x.shape[1], x.device)
         for i, layer in enumerate(self.layers):
             x = layer(x, None if caches is None else caches[i], rope)
         return x
