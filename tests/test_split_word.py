@@ -123,3 +123,33 @@ def test_devanagari_danda_and_digits_are_boundaries():
     text = "है । 2024 में"
     units = [u.decode() for u in units_by_stage(text, "word")[0]]
     assert units == ["है ", "।", " ", "2", "024", " ", "में"]
+
+
+def test_level_streams_match_the_whole_document_byte_by_byte():
+    """Generation asks for the level of each new byte: ``word``'s constant-time state machine and the
+    generic stream (``script``) give exactly what byte_levels gives over the document so far, on
+    UDHR text in every embedded language and on seeded random bytes (spaces, newlines, digits,
+    punctuation, multi-byte and invalid UTF-8)."""
+    import random
+
+    from aunet_lab.data.samples import sample_languages, udhr_articles
+    from aunet_lab.data.splitting import LevelStream, byte_levels, get_split_function
+
+    rng = random.Random(0)
+    alphabet = b" \n\r\t.,;!?-()0123456789abcXYZ" + "é猫ไทย한".encode() + bytes([0xC3, 0xE2, 0x82, 0xFF, 0x80])
+    docs = ["\n".join(udhr_articles(lang)[:3]).encode() for lang in sample_languages()]
+    docs += [bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(300)]
+    word = get_split_function("word")
+    assert type(word.level_stream()) is not LevelStream  # the fast path, not the generic one
+    for doc in docs:
+        stream = word.level_stream()
+        assert [stream.push(b) for b in doc] == byte_levels(doc, word).tolist(), doc[:80]
+    script = get_split_function("script")
+    for doc in docs[:3] + docs[-20:]:
+        stream = script.level_stream()
+        assert [stream.push(b) for b in doc] == byte_levels(doc, script).tolist(), doc[:80]
+    # A prompt fed at once leaves the same state as its bytes pushed one by one.
+    doc = docs[0]
+    fed = word.level_stream()
+    fed.feed(doc[:500])
+    assert [fed.push(b) for b in doc[500:800]] == byte_levels(doc[:800], word).tolist()[500:]

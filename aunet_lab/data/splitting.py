@@ -31,6 +31,7 @@ import torch
 
 __all__ = [
     "SplitFunction",
+    "LevelStream",
     "SplitSpecError",
     "WordSplit",
     "ScriptAwareSplit",
@@ -160,8 +161,31 @@ class SplitFunction:
         parts = [self.char_levels(text[a:b]) for a, b in zip(starts[:-1], starts[1:])]
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
+    def level_stream(self) -> "LevelStream":
+        """Levels of a document's bytes as they arrive (generation); see :class:`LevelStream`."""
+        return LevelStream(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, max_level={self.max_level})"
+
+
+class LevelStream:
+    """The level of each byte of one document as it is appended: by stability, the last entry of
+    ``byte_levels`` over the document so far, which is what this generic version computes (its
+    cost grows with the document). ``word`` replaces it with a state machine that does the same in
+    constant time per byte (:class:`_WordLevelStream`)."""
+
+    def __init__(self, split: SplitFunction):
+        self.split = split
+        self.document = bytearray()
+
+    def push(self, byte: int) -> int:
+        self.document.append(byte)
+        return int(byte_levels(bytes(self.document), self.split)[-1])
+
+    def feed(self, data: bytes) -> None:
+        """Take in bytes whose levels are already known (a prompt)."""
+        self.document.extend(data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,6 +363,88 @@ class WordSplit(SplitFunction):
             levels[pos] = _group_levels(breaks, opens, self.groups)
         levels[_start_boundary_mask(cls, first)] = self.max_level
         return levels
+
+    def level_stream(self) -> "LevelStream":
+        return _WordLevelStream(self) if type(self) is WordSplit else LevelStream(self)
+
+
+@functools.lru_cache(maxsize=1)
+def _class_bytes() -> bytes:
+    return bytes(_class_table().numpy())
+
+
+class _WordLevelStream(LevelStream):
+    """``word``'s rules one character at a time, with the state they need (tests check it against
+    :meth:`WordSplit.char_levels` on multilingual text and arbitrary bytes): word ends and their
+    ordinal in the chain of single-space-separated words; the position in digit and punctuation
+    runs; the whitespace run's newline rule. Bytes are decoded incrementally with
+    ``surrogateescape``, as the batch path decodes the whole document."""
+
+    def __init__(self, split: WordSplit):
+        import codecs
+
+        super().__init__(split)
+        self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.classes = _class_bytes()
+        self.prev = None  # class of the previous character (None at the document's start)
+        self.ordinal = 0  # of the latest word end in its chain (0: none yet)
+        self.opens = True  # the next word end opens a chain
+        self.after_word_end = False
+        self.digit_run = self.punct_run = -1  # position in the current run, -1 outside one
+        self.ws_after_punct = False
+        self.ws_spaces = 0  # non-newline whitespace so far in the current whitespace run
+        self.ws_newline_seen = False  # the run's boundary newline has been placed
+
+    def push(self, byte: int) -> int:
+        level = 0
+        for char in self.decoder.decode(bytes((byte,))):
+            level = self._char(char)
+        return level
+
+    def feed(self, data: bytes) -> None:
+        for char in self.decoder.decode(bytes(data)):
+            self._char(char)
+
+    def _char(self, char: str) -> int:
+        code = ord(char)
+        if _ESCAPE_LO <= code <= _ESCAPE_HI:  # an escaped bad byte: a letter, never a boundary
+            self._advance(0)
+            return 0
+        return self._advance(self.classes[code])
+
+    def _advance(self, cls: int) -> int:
+        split: WordSplit = self.split
+        prev = self.prev
+        space = cls in (_SPACE, _NEWLINE)
+        prev_space = prev in (_SPACE, _NEWLINE)
+        level = 0
+        word_end = space and prev is not None and not prev_space
+        if word_end:
+            self.ordinal = 1 if self.opens else self.ordinal + 1
+            self.opens = False
+            for k, group in enumerate(split.groups, start=1):
+                if self.ordinal % group == 0:
+                    level = k
+        elif self.after_word_end and space:  # a second whitespace ends the chain
+            self.opens = True
+        self.after_word_end = word_end
+        boundary = False
+        self.digit_run = (self.digit_run + 1 if prev == _DIGIT else 0) if cls == _DIGIT else -1
+        self.punct_run = (self.punct_run + 1 if prev == _PUNCT else 0) if cls == _PUNCT else -1
+        if cls == _DIGIT and self.digit_run % 3 == 0 or cls == _PUNCT and self.punct_run % 3 == 0:
+            boundary = True
+        if space:
+            if not prev_space:  # a whitespace run starts
+                self.ws_after_punct = prev == _PUNCT
+                self.ws_spaces = 0
+                self.ws_newline_seen = False
+            if cls == _SPACE:
+                self.ws_spaces += 1
+            elif not (self.ws_after_punct and self.ws_spaces == 0):  # not swallowed by the punctuation
+                boundary = boundary or not self.ws_newline_seen
+                self.ws_newline_seen = True
+        self.prev = cls
+        return split.max_level if boundary else level
 
 
 class ScriptAwareSplit(WordSplit):

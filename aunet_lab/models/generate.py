@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from aunet_lab.data.splitting import byte_levels
+from aunet_lab.data.splitting import LevelStream
 from aunet_lab.models.aunet import BOS_ID, AUNet
 from aunet_lab.models.baseline import TokenTransformer
 from aunet_lab.models.blocks import KVCache
@@ -25,7 +25,7 @@ from aunet_lab.models.blocks import KVCache
 @dataclass
 class _AUNetRow:
     caches: list[list[KVCache]]
-    document: bytearray  # bytes of the current document (since the last BOS), for the split function
+    levels: LevelStream  # the split function over the current document (since the last BOS)
     lengths: list[int]  # elements so far in every stage's sequence
     boundary: list[int]  # per coarse stage j >= 1: position in stage j-1 of its latest kept boundary
     latest: list[torch.Tensor | None]  # per stage: output at its newest element ([1, 1, dim])
@@ -128,7 +128,8 @@ class Generator:
         logits, trace = model.run(row, caches=caches)
         ids = row[0].tolist()
         last_bos = max((i for i, t in enumerate(ids) if t == BOS_ID), default=-1)
-        document = bytearray(t for t in ids[last_bos + 1:] if t < 256)
+        levels = model.split.level_stream()
+        levels.feed(bytes(t for t in ids[last_bos + 1:] if t < 256))
         lengths = [row.shape[1]] + [int(m.kept[0]) for m in trace.maps]
         # Padding a batched forward appended to coarse sequences must not stay in the caches.
         for j in range(1, n):
@@ -142,7 +143,7 @@ class Generator:
         for j in range(1, n):
             if lengths[j]:
                 latest[j] = trace.stage_outputs[j][:, lengths[j] - 1 : lengths[j]]
-        state = _AUNetRow(caches, document, lengths, boundary, latest, [int(m.dropped[0]) for m in trace.maps])
+        state = _AUNetRow(caches, levels, lengths, boundary, latest, [int(m.dropped[0]) for m in trace.maps])
         self.rows.append(state)
         for j in range(n):
             self.stage_calls[j] += lengths[j]
@@ -152,11 +153,10 @@ class Generator:
         model: AUNet = self.model
         if tok >= 256:
             if tok == BOS_ID:
-                state.document = bytearray()
+                state.levels = model.split.level_stream()
             return model.split.max_level
-        state.document.append(tok)
         # Stability: the new byte's level depends only on the document so far.
-        return int(byte_levels(bytes(state.document), model.split)[-1])
+        return state.levels.push(tok)
 
     def _step_aunet(self, state: _AUNetRow, tok: int) -> torch.Tensor:
         model: AUNet = self.model
