@@ -6,8 +6,9 @@ that stage (its level, from the split function on the document so far, is >= i);
 coarse vector the finer stage reads until the next boundary. The stage modules are the model's own:
 this file holds only the bookkeeping.
 
-Rows of a batch keep separate state (their stages fire at different bytes); the work per step is
-one byte per row.
+Rows of a batch step together where they can: every row takes one byte per step, so the byte
+stage (and the whole token baseline) runs once for the batch on shared KV caches; the deeper stages
+fire at different bytes in different rows, so each row keeps its own caches and state for them.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Generator:
         n = model.n_stages if self.is_aunet else 1
         self.stage_calls = [0] * n
         self.rows: list = []
+        self.byte_caches: list[list[KVCache]] = []  # the byte stage's stacks (or the baseline's), all rows
 
     @property
     def device(self) -> torch.device:
@@ -71,17 +73,22 @@ class Generator:
         prompt_ids = prompt_ids.to(self.device)
         self.stage_calls = [0] * len(self.stage_calls)
         self.rows = []
-        out = []
-        for row in prompt_ids:
-            row = row.unsqueeze(0)
-            if self.is_aunet:
-                out.append(self._prefill_aunet(row))
-            else:
-                caches = self.model.new_caches()
-                out.append(self.model(row, caches)[:, -1])
-                self.rows.append(caches)
-                self.stage_calls[0] += row.shape[1]
-        return torch.cat(out, 0)
+        if not self.is_aunet:
+            caches = self.model.new_caches()
+            logits = self.model(prompt_ids, caches)[:, -1]
+            self.rows = [None] * prompt_ids.shape[0]
+            self.byte_caches = [caches]
+            self.stage_calls[0] += prompt_ids.numel()
+            return logits
+        # Row by row (their coarse sequences differ in length), then the byte stage's caches joined.
+        out = torch.cat([self._prefill_aunet(row.unsqueeze(0)) for row in prompt_ids], 0)
+        n = self.model.n_stages
+        stacks = [0] if n == 1 else [0, n]
+        self.byte_caches = [_joined([r.caches[s] for r in self.rows]) for s in stacks]
+        for r in self.rows:
+            for s in stacks:
+                r.caches[s] = []  # now in byte_caches
+        return out
 
     @torch.no_grad()
     def step(self, next_ids: torch.Tensor) -> torch.Tensor:
@@ -90,15 +97,10 @@ class Generator:
         next_ids = next_ids.reshape(-1).to(self.device)
         if next_ids.numel() != len(self.rows):
             raise ValueError(f"step() needs one id per row ({len(self.rows)}), got {next_ids.numel()}")
-        out = []
-        for r, tok in enumerate(next_ids.tolist()):
-            if self.is_aunet:
-                out.append(self._step_aunet(self.rows[r], tok))
-            else:
-                ids = torch.tensor([[tok]], device=self.device)
-                out.append(self.model(ids, self.rows[r])[:, -1])
-                self.stage_calls[0] += 1
-        return torch.cat(out, 0)
+        if not self.is_aunet:
+            self.stage_calls[0] += next_ids.numel()
+            return self.model(next_ids.view(-1, 1), self.byte_caches[0])[:, -1]
+        return self._step_aunet(next_ids)
 
     @torch.no_grad()
     def generate(self, prompt_ids: torch.Tensor, max_new: int, temperature: float = 0.0, top_p: float = 1.0,
@@ -158,20 +160,44 @@ class Generator:
         # Stability: the new byte's level depends only on the document so far.
         return state.levels.push(tok)
 
-    def _step_aunet(self, state: _AUNetRow, tok: int) -> torch.Tensor:
+    def _step_aunet(self, next_ids: torch.Tensor) -> torch.Tensor:
+        """One byte for every row: the byte stage batched, each row's deeper stages on their own."""
         model: AUNet = self.model
         n = model.n_stages
-        level = min(self._level_of(state, tok), n - 1)
-        x = model.tok_embeddings(torch.tensor([[tok]], device=self.device))
-        skips = []
+        x = model.tok_embeddings(next_ids.view(-1, 1))
+        self.stage_calls[0] += len(self.rows)
+        if n == 1:
+            return model.output(model.norm(model.trunk(x, self.byte_caches[0])))[:, -1]
+        x = model.encoders[0](x, self.byte_caches[0])
+        for r, (state, tok) in enumerate(zip(self.rows, next_ids.tolist())):
+            state.lengths[0] += 1
+            self._deeper_stages(state, min(self._level_of(state, tok), n - 1), x[r : r + 1])
+        coarse, src, offset = [], [], []
+        for state in self.rows:
+            latest = state.latest[1]
+            coarse.append(latest if latest is not None else x.new_zeros(1, 1, model.config.stages[1].dim))
+            src.append(0 if latest is not None else -1)  # -1: no boundary yet, the learned vector
+            offset.append(state.lengths[0] - 1 - state.boundary[1] if latest is not None else 0)
+        up = model.upsampling[0](torch.cat(coarse, 0), torch.tensor(src, device=self.device).view(-1, 1),
+                                 torch.tensor(offset, device=self.device).view(-1, 1))
+        x = x + up if model.config.skip else up
+        x = model.decoders[0](x, self.byte_caches[1])
+        return model.output(model.norm(x))[:, -1]
+
+    def _deeper_stages(self, state: _AUNetRow, level: int, x: torch.Tensor) -> None:
+        """Stages 2.. of one row for a byte of level ``level`` whose byte-stage encoder output is
+        ``x``: pooled into every stage it closes a unit of, each of those runs its encoder (the
+        deepest its trunk), then their decoders run back down to stage 2, whose output the byte
+        stage reads from then on."""
+        model: AUNet = self.model
+        n = model.n_stages
+        zero = torch.zeros(1, 1, dtype=torch.long, device=self.device)
+        skips = [x]
         reached = 0  # deepest stage this byte reaches
-        for i in range(n):
-            state.lengths[i] += 1
-            self.stage_calls[i] += 1
-            if i == n - 1:
-                break
-            x = model.encoders[i](x, state.caches[i])
-            skips.append(x)
+        for i in range(n - 1):
+            if i:
+                x = model.encoders[i](x, state.caches[i])
+                skips.append(x)
             cap = model.config.stages[i + 1].max_len
             if level < i + 1:
                 break
@@ -179,22 +205,32 @@ class Generator:
                 state.dropped[i] += 1
                 break
             state.boundary[i + 1] = state.lengths[i] - 1
-            x = model.pooling[i](x, torch.zeros(1, 1, dtype=torch.long, device=self.device))
+            x = model.pooling[i](x, zero)
             reached = i + 1
+            state.lengths[i + 1] += 1
+            self.stage_calls[i + 1] += 1
         if reached == n - 1:
             x = model.trunk(x, state.caches[n - 1])
             state.latest[n - 1] = x
-        for i in reversed(range(min(reached, n - 2) + 1)):
+        for i in reversed(range(1, min(reached, n - 2) + 1)):
             coarse = state.latest[i + 1]
-            if coarse is None:  # no boundary yet in this document window: the learned vector
-                src = torch.full((1, 1), -1, dtype=torch.long, device=self.device)
+            if coarse is None:
+                src, offset = torch.full((1, 1), -1, dtype=torch.long, device=self.device), zero
                 coarse = torch.zeros(1, 1, model.config.stages[i + 1].dim, device=self.device)
-                offset = torch.zeros(1, 1, dtype=torch.long, device=self.device)
             else:
-                src = torch.zeros(1, 1, dtype=torch.long, device=self.device)
+                src = zero
                 offset = torch.tensor([[state.lengths[i] - 1 - state.boundary[i + 1]]], device=self.device)
             up = model.upsampling[i](coarse, src, offset)
             x = skips[i] + up if model.config.skip else up
             x = model.decoders[i](x, state.caches[n + i])
             state.latest[i] = x
-        return model.output(model.norm(x))[:, -1]
+
+
+def _joined(per_row: list[list[KVCache]]) -> list[KVCache]:
+    """One stack's caches of several rows (each of batch 1, all the same length) as batch caches."""
+    joined = []
+    for layer in zip(*per_row):
+        cache = KVCache()
+        cache.append(torch.cat([c.k for c in layer], 0), torch.cat([c.v for c in layer], 0))
+        joined.append(cache)
+    return joined
