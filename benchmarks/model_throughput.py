@@ -106,6 +106,31 @@ def generation_rates(model: AUNet, prompt: torch.Tensor, new: int, repeats: int)
     return {"cached_bytes_per_s": statistics.median(cached), "recompute_bytes_per_s": statistics.median(recompute)}
 
 
+@torch.no_grad()
+def batched_generation(aunet: AUNet, bpe: TokenTransformer, tokenizer, docs: list[bytes], bpt: float, new_bytes: int,
+                       rows: int, repeats: int) -> dict[str, float]:
+    """Cached generation bytes/s of AU-Net and BPE at matched compute, one prompt and ``rows``
+    prompts at once (64-byte prompts; BPE generates new_bytes / bytes-per-token tokens, counted as
+    that many bytes)."""
+    out = {}
+    for count in (1, rows):
+        texts = [docs[i % len(docs)][:64] for i in range(count)]
+        byte_prompt = torch.tensor([[256] + list(t) for t in texts])
+        encoded = [tokenizer.encode(t.decode("utf-8", "ignore")).ids for t in texts]
+        width = min(len(e) for e in encoded)
+        token_prompt = torch.tensor([e[:width] for e in encoded])
+        new_tokens = max(1, round(new_bytes / bpt))
+        for name, model, prompt, new, per in (("aunet2", aunet, byte_prompt, new_bytes, 1.0),
+                                              ("bpe", bpe, token_prompt, new_tokens, bpt)):
+            runs = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                Generator(model).generate(prompt, new)
+                runs.append(count * new * per / (time.perf_counter() - start))
+            out[f"{name} {count} prompt(s) bytes/s"] = statistics.median(runs)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=1e15, help="training FLOPs the models are sized for")
@@ -116,6 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=4, help="training steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--gen-bytes", type=int, default=1024)
+    parser.add_argument("--gen-rows", type=int, default=8, help="prompts generated at once for the batched figures")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
 
@@ -179,6 +205,9 @@ def main(argv=None) -> int:
     model2 = AUNet(matched.aunet[2]).eval()
     prompt = torch.tensor([[256] + list(docs[0][:64])])
     gen_rates = generation_rates(model2, prompt, args.gen_bytes, max(1, args.repeats // 2))
+    torch.manual_seed(0)
+    gen_rates.update(batched_generation(model2, TokenTransformer(bpe_cfg).eval(), tokenizer, docs, bpt, args.gen_bytes,
+                                        args.gen_rows, max(1, args.repeats // 2)))
 
     bpe = results["bpe"]
     ratios = {
@@ -188,6 +217,10 @@ def main(argv=None) -> int:
         "aunet2/bpe achieved FLOP/s": results["aunet2"]["achieved_flops_per_s"] / bpe["achieved_flops_per_s"],
         "aunet3/bpe achieved FLOP/s": results["aunet3"]["achieved_flops_per_s"] / bpe["achieved_flops_per_s"],
         "cached/recompute generation": gen_rates["cached_bytes_per_s"] / gen_rates["recompute_bytes_per_s"],
+        "aunet2/bpe cached generation bytes/s, 1 prompt": gen_rates["aunet2 1 prompt(s) bytes/s"]
+        / gen_rates["bpe 1 prompt(s) bytes/s"],
+        f"aunet2/bpe cached generation bytes/s, {args.gen_rows} prompts": gen_rates[f"aunet2 {args.gen_rows} prompt(s) bytes/s"]
+        / gen_rates[f"bpe {args.gen_rows} prompt(s) bytes/s"],
     }
     report = {
         "command": "python benchmarks/model_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -225,7 +258,9 @@ def main(argv=None) -> int:
     lines += ["", "| split function | MB/s |", "|---|---|"]
     lines += [f"| {k} | {v / 1e6:.2f} |" for k, v in split_rates.items()]
     lines += ["", f"Generation (AU-Net-2, {args.gen_bytes} bytes): cached {gen_rates['cached_bytes_per_s']:.0f} "
-              f"bytes/s, recomputing the full forward {gen_rates['recompute_bytes_per_s']:.0f} bytes/s."]
+              f"bytes/s, recomputing the full forward {gen_rates['recompute_bytes_per_s']:.0f} bytes/s.", "",
+              "| cached generation at matched compute | bytes/s |", "|---|---|"]
+    lines += [f"| {k.replace(' bytes/s', '')} | {v:.0f} |" for k, v in gen_rates.items() if "prompt" in k]
     markdown = "\n".join(lines)
     (out / "model_throughput.md").write_text(markdown + "\n")
     print(markdown)
