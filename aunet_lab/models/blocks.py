@@ -39,18 +39,25 @@ def rope_angles(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[t
     return angles.cos(), angles.sin()
 
 
-def rope_rotation(positions: torch.Tensor, head_dim: int, theta: float) -> torch.Tensor:
-    """The rotations of :func:`rope_angles` as unit complex numbers cos + i sin, [..., T, head_dim/2]."""
+def rope_rotation(positions: torch.Tensor, head_dim: int, theta: float):
+    """The rotations of :func:`rope_angles` for :func:`apply_rope`: unit complex numbers cos + i sin,
+    [..., T, head_dim/2], in eager mode; the (cos, sin) pair under ``torch.compile``, whose Inductor
+    generates no code for complex operators but fuses the real form well."""
     cos, sin = rope_angles(positions, head_dim, theta)
+    if torch.compiler.is_compiling():
+        return cos, sin
     return torch.complex(cos, sin)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor | None = None) -> torch.Tensor:
-    """Rotate pairs (x[..., 2i], x[..., 2i+1]) by the angles (cos, sin), or by the complex rotation
-    ``cos`` from :func:`rope_rotation` when ``sin`` is None; x is [B, H, T, hd], the rotation
-    broadcasts as [B?, 1, T, hd/2]. The pair as a complex number times cos + i sin is the same
-    arithmetic as the explicit real form, in one kernel instead of about ten."""
-    rotation = cos if sin is None else torch.complex(cos, sin)
+def apply_rope(x: torch.Tensor, rotation) -> torch.Tensor:
+    """Rotate pairs (x[..., 2i], x[..., 2i+1]) by ``rotation`` from :func:`rope_rotation`; x is
+    [B, H, T, hd], the rotation broadcasts as [B?, 1, T, hd/2]. Eager: the pair as a complex number
+    times cos + i sin, the same arithmetic as the real form in one kernel instead of about ten."""
+    if isinstance(rotation, tuple):
+        cos, sin = rotation
+        pairs = x.float().unflatten(-1, (-1, 2))
+        real, imag = pairs[..., 0], pairs[..., 1]
+        return torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1).flatten(-2).to(x.dtype)
     pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
     return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)
 
@@ -227,8 +234,8 @@ class Transformer(nn.Module):
         """Rotations of positions start..start+length-1: computed per call in training, from a table
         (grown by doubling) when generating step by step, where recomputing them was a visible cost."""
         first = self.layers[0].attention
-        if start == 0:
-            return rope_rotation(torch.arange(length, device=device), first.head_dim, first.rope_theta)
+        if start == 0 or torch.compiler.is_compiling():
+            return rope_rotation(torch.arange(start, start + length, device=device), first.head_dim, first.rope_theta)
         table = self._rotations
         if table is None or table.shape[0] < start + length or table.device != torch.device(device):
             size = max(256, 2 * (start + length))
