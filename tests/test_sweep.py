@@ -192,6 +192,9 @@ def test_smoke_study_end_to_end(udhr, smoke_study):
     assert all("budget below one batch" in reason for reason in refused.values())
     summary = {cell: row for cell, row in summary.items() if cell not in refused}
     assert len(summary) == 4
+    # Every trial process's pid, written by the sweep (trials fork from its fork server by default).
+    assert all(int(p.read_text()) > 0 for p in (folder / "trials").glob("*/*/pid"))
+    assert len(list((folder / "trials").glob("*/*/pid"))) == len(list((folder / "trials").glob("*/*/trial.json")))
     logs = [p.read_text() for p in (folder / "trials").glob("*/*/log.txt")]  # a line per validation
     assert logs and all("training " in log for log in logs) and any("val bpb " in log for log in logs)
     # progress.json, which the live display reads: the trial's last step and bytes seen
@@ -235,6 +238,16 @@ def test_smoke_study_end_to_end(udhr, smoke_study):
         # One source of compute, on a two-language mixture too: the run logs the plan's FLOPs per byte.
         assert r.data.metrics["compute/flops_per_byte"] == pytest.approx(float(r.data.params["plan.flops_per_byte"]),
                                                                          rel=1e-9)
+        # Where the trial's time went: phases that add up to at most its process time, one figure
+        # in timings.json and in MLflow (finished runs; a pruned one stops before writing them).
+        timings = folder / "runs" / r.info.run_name / "timings.json"
+        if r.info.status == "FINISHED":
+            data = json.loads(timings.read_text())
+            phases = data["seconds"]
+            assert {"imports", "data", "training steps", "validation", "test", "export"} <= set(phases)
+            assert all(v >= 0 for v in phases.values()) and sum(phases.values()) <= data["total"] + 0.05
+            assert r.data.metrics["time/total_s"] == pytest.approx(data["total"])
+            assert r.data.metrics["time/training_steps_s"] == pytest.approx(phases["training steps"])
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"spec", "summary.csv", "summary.md"} <= artifacts
     # The study's MLflow artifacts (runs and logged models) are a few times its models' weights at most.

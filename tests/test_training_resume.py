@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aunet_lab.config import load_config
-from test_training import cli, client, corpus, losses, write_config  # noqa: F401 (corpus: a fixture)
+from test_training import client, corpus, losses, write_config  # noqa: F401 (corpus: a fixture)
 
 
 def _train_and_kill(root: Path, config: Path, run_dir: Path, kill_after: int, steps: int) -> str:
@@ -38,20 +38,21 @@ def _train_and_kill(root: Path, config: Path, run_dir: Path, kill_after: int, st
 
 
 def test_killed_and_resumed_runs_match_an_uninterrupted_one_bit_for_bit(corpus):
+    from aunet_lab.training.run import train
+
     root, _ = corpus
     steps = 70  # about 50 steps per pass over the budget: the runs cross into a second epoch
-    reference = write_config(root, "resume-reference", trainer__max_steps=steps)
-    result = cli("train", str(reference))
-    assert result.returncode == 0, result.stderr[-3000:]
-    ref_id = (root / "runs" / "resume-reference" / "mlflow_run_id").read_text().strip()
-    reference_losses = losses(root, ref_id)
+    # The reference and the resumes train in this process (no interpreter start and imports to pay);
+    # only the runs to kill get processes of their own.
+    reference = train(load_config(write_config(root, "resume-reference", trainer__max_steps=steps)))
+    reference_losses = losses(root, reference.run_id)
     rng = random.Random()
     # One kill early in the first pass over the data, one in the second pass.
     for name, kill_after in (("resume-early", rng.randint(8, 20)), ("resume-late", rng.randint(52, 58))):
         config = write_config(root, name, trainer__max_steps=steps)
         run_id = _train_and_kill(root, config, root / "runs" / name, kill_after, steps)
-        resumed = cli("train", str(config), "--resume")
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        resumed = train(load_config(config), resume=True)
+        assert resumed.run_id == run_id
         final = losses(root, run_id)
         assert [s for s, _ in final] == list(range(1, steps + 1)), name  # every step once
         assert final == reference_losses, (name, kill_after)  # bit-identical
