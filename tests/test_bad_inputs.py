@@ -225,6 +225,13 @@ def test_what_the_mutation_test_found(lab, tmp_path):
     refused("train", root / "good.yaml", "--set", "data.cache=" + "x" * 400, "--check", expect="File name too long")
 
 
+def test_a_mistyped_trial_start_mode_is_refused_before_anything_runs(lab, monkeypatch):
+    root, _, _ = lab
+    monkeypatch.setenv("AUNET_LAB_TRIAL_START", "spwan")
+    refused("sweep", root / "study.yaml", expect="AUNET_LAB_TRIAL_START: expected fork or spawn, got 'spwan'")
+    assert not (root / "studies").exists() and not (root / "runs").exists()
+
+
 def test_an_unreadable_file_is_one_line(lab, monkeypatch):
     # The suite runs as root, for whom chmod 000 changes nothing: the read itself is made to fail.
     from pathlib import Path

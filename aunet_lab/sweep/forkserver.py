@@ -32,8 +32,18 @@ PRELOAD = ("torch", "lightning.pytorch", "mlflow", "mlflow.store.tracking.sqlalc
            "aunet_lab.data.datamodule", "aunet_lab.training.tracking", "aunet_lab.training.callbacks")
 
 
+START_MODES = ("fork", "spawn")
+
+
 def use_fork_server() -> bool:
-    return os.environ.get("AUNET_LAB_TRIAL_START", "fork") != "spawn" and hasattr(os, "fork") and sys.platform == "linux"
+    """``AUNET_LAB_TRIAL_START``: ``fork`` (default; Linux only, elsewhere it falls back to
+    ``spawn``) or ``spawn``; anything else is refused (ConfigError, one line)."""
+    mode = os.environ.get("AUNET_LAB_TRIAL_START") or "fork"
+    if mode not in START_MODES:
+        from aunet_lab.config import ConfigError
+
+        raise ConfigError(f"AUNET_LAB_TRIAL_START: expected {' or '.join(START_MODES)}, got {mode!r}")
+    return mode == "fork" and hasattr(os, "fork") and sys.platform == "linux"
 
 
 # ---------------------------------------------------------------- the server process
