@@ -228,8 +228,10 @@ def test_what_the_mutation_test_found(lab, tmp_path):
 def test_a_mistyped_trial_start_mode_is_refused_before_anything_runs(lab, monkeypatch):
     root, _, _ = lab
     monkeypatch.setenv("AUNET_LAB_TRIAL_START", "spwan")
+    # Other tests in this module share ``root`` and may have written runs there already (in any order).
+    before = sorted(root.rglob("*"))
     refused("sweep", root / "study.yaml", expect="AUNET_LAB_TRIAL_START: expected fork or spawn, got 'spwan'")
-    assert not (root / "studies").exists() and not (root / "runs").exists()
+    assert sorted(root.rglob("*")) == before and not (root / "studies").exists()
 
 
 def test_an_unreadable_file_is_one_line(lab, monkeypatch):
