@@ -133,7 +133,7 @@ def cmd_data_prepare(args) -> int:
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.data.sources import SourceError
 
-    from aunet_lab.data.corpus import corpus_dir, default_cache
+    from aunet_lab.data.corpus import default_cache
     from aunet_lab.paths import check_folder
 
     manifest = _manifest(args.manifest)
@@ -234,7 +234,9 @@ def cmd_train(args) -> int:
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.models.aunet import ConfigError as ModelConfigError
     from aunet_lab.training.faults import Interrupted, NonFiniteLoss
-    from aunet_lab.training.run import CheckpointError, TrackingError, train
+    from aunet_lab.mlflow_client import TrackingError
+    from aunet_lab.training.checkpoint import CheckpointError
+    from aunet_lab.training.run import train
 
     try:
         config = load_config(args.config, overrides=args.set)
@@ -268,7 +270,7 @@ def cmd_train(args) -> int:
 def cmd_generate(args) -> int:
     import math
 
-    from aunet_lab.training.run import CheckpointError, generate_from_checkpoint
+    from aunet_lab.training.checkpoint import CheckpointError, generate_from_checkpoint
 
     if args.max_new < 1:
         raise UserError(f"--max-new: expected at least 1 byte, got {args.max_new}")
@@ -293,7 +295,7 @@ def cmd_generate(args) -> int:
 def cmd_export(args) -> int:
     from aunet_lab.export import ExportError, export_checkpoint
     from aunet_lab.loaded import LoadError
-    from aunet_lab.training.run import CheckpointError
+    from aunet_lab.training.checkpoint import CheckpointError
 
     try:
         out = export_checkpoint(args.checkpoint, args.out)
@@ -307,7 +309,7 @@ def training_view_urls(uri: str, base: str, limit: int = 10) -> list[tuple[str, 
     """(experiment, {"runs": URL, "charts": URL}) for the store's newest experiments, each in MLflow's
     Model training view; "charts" opens the experiment's "Training curves" view (mlflow_view)."""
     from aunet_lab.training.mlflow_view import experiment_urls
-    from aunet_lab.training.tracking import TrackingError, client_for
+    from aunet_lab.mlflow_client import TrackingError, client_for
 
     try:
         experiments = client_for(uri).search_experiments(max_results=limit, order_by=["last_update_time DESC"])
@@ -321,7 +323,7 @@ def cmd_ui(args) -> int:
     import shutil
     import subprocess
 
-    from aunet_lab.training.tracking import TrackingError, check_tracking_uri, resolve_tracking_uri
+    from aunet_lab.mlflow_client import TrackingError, check_tracking_uri, resolve_tracking_uri
 
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port: expected 1-65535, got {args.port}")
@@ -383,7 +385,7 @@ def cmd_sweep(args) -> int:
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.sweep.spec import load_spec
     from aunet_lab.sweep.storage import StorageError
-    from aunet_lab.training.tracking import TrackingError
+    from aunet_lab.mlflow_client import TrackingError
 
     if args.workers < 1:
         raise UserError(f"--workers: expected at least 1, got {args.workers}")
@@ -486,7 +488,7 @@ def _check_sweep(spec, args) -> int:
     from aunet_lab.paths import check_folder
     from aunet_lab.sweep.plan import base_config
     from aunet_lab.sweep.storage import check_storage, storage_url
-    from aunet_lab.training.tracking import check_tracking_uri, resolve_tracking_uri
+    from aunet_lab.mlflow_client import check_tracking_uri, resolve_tracking_uri
 
     base = base_config(spec)
     check_folder(spec.folder, "output_dir", UserError)
@@ -516,7 +518,7 @@ def _check_sweep(spec, args) -> int:
 def _stopped_sweep(runner, args) -> int:
     import signal
 
-    from aunet_lab.training.tracking import client_for
+    from aunet_lab.mlflow_client import client_for
 
     name = signal.Signals(runner.stopping).name
     interrupted = [o for o in runner.outcomes if o.reason.startswith("interrupted")]
@@ -588,7 +590,7 @@ def _print_plan(spec, console, as_json: bool = False, strict: bool = False, cell
 def cmd_report(args) -> int:
     from aunet_lab.reports.build import build_report
     from aunet_lab.reports.collect import ReportError
-    from aunet_lab.training.tracking import resolve_tracking_uri
+    from aunet_lab.mlflow_client import resolve_tracking_uri
 
     if args.merge and not args.export:
         raise UserError("--merge: only with --export (adds this store's runs to an existing runs table)")
@@ -633,7 +635,7 @@ def _eval_lm_harness(args) -> int:
     import json
 
     from aunet_lab.loaded import LoadError, load
-    from aunet_lab.training.run import CheckpointError
+    from aunet_lab.training.checkpoint import CheckpointError
 
     tasks = [t.strip() for t in args.lm_eval.split(",") if t.strip()]
     if not tasks:
@@ -667,7 +669,7 @@ def _eval_lm_harness(args) -> int:
     path.write_text(json.dumps(results, indent=1, default=handle_non_serializable, ensure_ascii=False))
     flat = scores(results)
     from aunet_lab.eval.run import log_scores_to_run
-    from aunet_lab.training.tracking import resolve_tracking_uri
+    from aunet_lab.mlflow_client import resolve_tracking_uri
 
     logged = log_scores_to_run(args.checkpoint, resolve_tracking_uri(args.tracking_uri), flat, path)
     for key, value in flat.items():
@@ -683,7 +685,7 @@ def cmd_eval(args) -> int:
     from aunet_lab.data.dataconfig import DataConfigError
     from aunet_lab.data.manifest import ManifestError
     from aunet_lab.eval.run import SUITES, evaluate
-    from aunet_lab.training.run import CheckpointError
+    from aunet_lab.training.checkpoint import CheckpointError
 
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     for s in suites:
@@ -710,7 +712,7 @@ def cmd_eval(args) -> int:
     except (CheckpointError, CorpusError, DataConfigError, ManifestError) as err:
         raise UserError(str(err)) from None
     from aunet_lab.eval.run import log_to_run
-    from aunet_lab.training.tracking import resolve_tracking_uri
+    from aunet_lab.mlflow_client import resolve_tracking_uri
 
     logged = log_to_run(args.checkpoint, resolve_tracking_uri(args.tracking_uri), results, out)
     if "bpb" in results:

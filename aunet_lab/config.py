@@ -91,6 +91,11 @@ PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "1
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
+# Lightning strategies (training/strategy.py builds them) and FSDP sharding modes, by name.
+STRATEGIES = ("auto", "ddp", "fsdp", "fsdp2")
+SHARDING = ("full", "hybrid", "grad_op", "none")
+
+
 @dataclass
 class TrainerConfig:
     max_steps: int | None = None  # default: one pass over the data budget
@@ -123,8 +128,6 @@ class TrainerConfig:
     }
 
     def __post_init__(self):
-        from aunet_lab.training.strategy import SHARDING, STRATEGIES
-
         _check(self.max_steps is None or self.max_steps >= 1, "max_steps", "an integer >= 1 or null (one pass)",
                self.max_steps)
         _check(self.val_every >= 0, "val_every", "an integer >= 0 (0: validate at the end only)", self.val_every)

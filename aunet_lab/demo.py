@@ -159,7 +159,7 @@ def run_smoke_study(console: Console, offline: bool = False, workers: int | None
                           "`aunet-lab demo --offline` runs it on the embedded UDHR[/yellow]")
         return code
     console.print(f"smoke study finished in {time.monotonic() - start:.0f}s", highlight=False)
-    from aunet_lab.training.tracking import resolve_tracking_uri
+    from aunet_lab.mlflow_client import resolve_tracking_uri
 
     from aunet_lab.reports.build import build_report
 

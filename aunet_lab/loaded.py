@@ -145,7 +145,7 @@ def trained_window(config, tokenizer, extra: dict) -> int:
     import copy
 
     from aunet_lab.data.datamodule import window_tokens
-    from aunet_lab.sweep.plan import measure_training_stream
+    from aunet_lab.data.datamodule import measure_training_stream
 
     data = copy.deepcopy(config.data)
     data.arch = "bpe"
@@ -155,7 +155,7 @@ def trained_window(config, tokenizer, extra: dict) -> int:
 
 def _from_checkpoint(path: Path) -> LoadedModel:
     from aunet_lab.config import to_plain
-    from aunet_lab.training.run import load_checkpoint, model_from_checkpoint
+    from aunet_lab.training.checkpoint import load_checkpoint, model_from_checkpoint
 
     raw = load_checkpoint(path)
     config, module, tokenizer = model_from_checkpoint(raw, path)

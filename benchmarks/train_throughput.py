@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     from aunet_lab.data.manifest import load_manifest
     from aunet_lab.demo import write_embedded_corpus
     from aunet_lab.models.sizing import model_flops, preset_config
-    from aunet_lab.sweep.plan import measure_training_stream
+    from aunet_lab.data.datamodule import measure_training_stream
     from aunet_lab.training.arms import matched_models, with_model
     from aunet_lab.training.callbacks import load_peak, measure_peak_flops, save_peak
 

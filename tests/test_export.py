@@ -185,7 +185,7 @@ def test_version_and_the_training_experiment_kind(trained):
 
 def test_ui_and_tracking_errors_are_one_whole_line(tmp_path):
     from aunet_lab.messages import cut
-    from aunet_lab.training.tracking import TrackingError, client_for
+    from aunet_lab.mlflow_client import TrackingError, client_for
 
     for uri in ("http://127.0.0.1:5000", f"file://{tmp_path}"):
         run = subprocess.run([sys.executable, "-m", "aunet_lab.cli", "ui", "--tracking-uri", uri],

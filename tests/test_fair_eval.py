@@ -81,7 +81,7 @@ def _units(run_dir: Path, text: str, arch: str):
 def _own_bpb(run_dir: Path, texts: list[str], arch: str, window: int) -> tuple[float, int, float]:
     """Bits per byte, bytes scored and mean history in bytes: every target once, a document in one
     piece if it fits the window, else windows half a window apart whose new targets are scored."""
-    from aunet_lab.training.run import load_trained
+    from aunet_lab.training.checkpoint import load_trained
 
     _, model, _ = load_trained(run_dir / "final.ckpt")
     nll, scored, history = 0.0, 0, 0.0

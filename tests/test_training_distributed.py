@@ -85,7 +85,7 @@ def test_two_process_fsdp2_matches_one_process_and_resumes(corpus):
         b = client(root).get_metric_history(ids["fsdp2-double"], key)[-1].value
         assert abs(a - b) <= 1e-4 * a, (key, a, b)
     # The sharded run's checkpoint is one consolidated file that a single process loads.
-    from aunet_lab.training.run import load_checkpoint
+    from aunet_lab.training.checkpoint import load_checkpoint
 
     state = load_checkpoint(root / "runs" / "fsdp2-double" / "final.ckpt")["state_dict"]
     plain = load_checkpoint(root / "runs" / single_name / "final.ckpt")["state_dict"]

@@ -19,6 +19,8 @@ from typing import Iterable, Sequence
 
 import torch
 
+from aunet_lab.data.byte_ids import BYTE_VOCAB
+
 BOS_TOKEN, EOS_TOKEN = "<bos>", "<eos>"
 DEFAULT_VOCAB = 4096
 
@@ -112,7 +114,7 @@ def train_bpe(texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB, cache_dir: 
     """Train (or load from ``cache_dir``) a byte-level BPE on ``texts`` (training text only)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 258:
+    if vocab_size < BYTE_VOCAB:
         raise ValueError(f"vocab_size must be at least 258 (256 bytes and 2 special tokens), got {vocab_size}")
     path = None
     if cache_dir is not None:

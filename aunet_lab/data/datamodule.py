@@ -27,8 +27,7 @@ import contextlib
 import hashlib
 import json
 import random
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -105,7 +104,7 @@ class PackedStream:
 def pack_bytes(texts: list[str], split: str) -> PackedStream:
     """``BOS + bytes + EOS`` per document, with levels computed per document in one batched pass."""
     from aunet_lab.data.splitting import byte_levels_batch, get_split_function
-    from aunet_lab.models.aunet import BOS_ID, EOS_ID
+    from aunet_lab.data.byte_ids import BOS_ID, EOS_ID
 
     split_fn = get_split_function(split)
     raws = [t.encode() for t in texts]
@@ -457,3 +456,35 @@ class AUNetDataModule(_lightning_base()):
 
     def describe(self) -> str:
         return json.dumps(self.stats(), indent=1)
+
+
+def measure_training_stream(data_config, tokenizer=None) -> tuple[dict, int]:
+    """(the compute ratios of a run's training stream, its window in the arch's units), exactly as
+    the run's DataModule measures them; cached on disk by the selection's fingerprint, so a plan
+    is quick to redo (the BPE tokenizer is cached by the same data, and the trial reuses it)."""
+    import copy
+    import tempfile
+
+    data_config = copy.deepcopy(data_config)
+    dm = AUNetDataModule(data_config)
+    docs = {lang: dm._docs(lang, "train") for lang in data_config.mixture}
+    selection = select_documents(docs, data_config.mixture, dm.budget, data_config.seed, data_config.max_epochs)
+    given = hashlib.sha256(Path(tokenizer.path).read_bytes()).hexdigest() if tokenizer is not None else "own"
+    arm = f"bpe-{data_config.vocab_size}-{given}" if data_config.arch == "bpe" else f"aunet-{data_config.split}"
+    key = hashlib.sha256(f"{selection.fingerprint()}\x00{arm}\x00{data_config.window_bytes}\x00"
+                         f"{data_config.window_tokens}".encode()).hexdigest()[:20]
+    path = dm.cache / "measured" / f"{key}.json"
+    if path.is_file():
+        try:
+            found = json.loads(path.read_text())
+            return found["measured"], int(found["window"])
+        except (OSError, ValueError, KeyError):  # a damaged cache entry: measure again and rewrite it
+            path.unlink(missing_ok=True)
+    dm.tokenizer = tokenizer
+    measured = dm.build_train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Several sweep workers may plan at once: each writes its own temporary file, then renames it.
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as fh:
+        fh.write(json.dumps({"measured": measured, "window": dm.window}))
+    Path(fh.name).replace(path)
+    return measured, dm.window

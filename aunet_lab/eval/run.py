@@ -61,7 +61,7 @@ def model_run(model_path: str, tracking_uri: str):
     """(client, run id, its last step) of the MLflow run that trained ``model_path`` (a checkpoint,
     a run folder, or the export in a run folder: ``mlflow_run_id`` beside it or one folder up), if
     that run is in ``tracking_uri``; else None."""
-    from aunet_lab.training.tracking import client_for
+    from aunet_lab.mlflow_client import client_for
 
     path = Path(model_path)
     folder = path if path.is_dir() else path.parent
@@ -128,7 +128,7 @@ def evaluate(checkpoint: str, suites: list[str], languages: list[str] | None, pe
     from aunet_lab.data.corpus import default_cache, documents, prepared_stats
     from aunet_lab.data.dataconfig import DataConfigError
     from aunet_lab.data.manifest import load_manifest
-    from aunet_lab.training.run import load_trained
+    from aunet_lab.training.checkpoint import load_trained
 
     config, model, tokenizer = load_trained(checkpoint)
     languages = languages or sorted(config.data.mixture)

@@ -1,6 +1,7 @@
 """Models: AU-Net, the BPE-token baseline, sizing, cached generation. Imports only torch and regex."""
 
-from aunet_lab.models.aunet import BOS_ID, BYTE_VOCAB, EOS_ID, AUNet, AUNetConfig, ConfigError, StageConfig
+from aunet_lab.data.byte_ids import BOS_ID, BYTE_VOCAB, EOS_ID
+from aunet_lab.models.aunet import AUNet, AUNetConfig, ConfigError, StageConfig
 from aunet_lab.models.baseline import TokenTransformer, TransformerConfig
 
 

@@ -20,13 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from aunet_lab.data.byte_ids import BOS_ID, BYTE_VOCAB
 from aunet_lab.data.splitting import SplitSpecError, byte_levels, get_split_function
 from aunet_lab.models.blocks import (INIT_SCHEMES, KVCache, RMSNorm, Transformer, ffn_hidden_dim, init_weights,
                                     trunc_normal)
 
-BYTE_VOCAB = 258
-BOS_ID = 256
-EOS_ID = 257
 UPSAMPLING_KINDS = ("multilinear", "repeat", "scatter")
 MAX_DIM = 1 << 16  # bounds that no real model reaches, so a typo cannot hang model building
 MAX_LAYERS = 1024

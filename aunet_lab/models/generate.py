@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import torch
 
 from aunet_lab.data.splitting import LevelStream
-from aunet_lab.models.aunet import BOS_ID, AUNet
+from aunet_lab.data.byte_ids import BOS_ID
+from aunet_lab.models.aunet import AUNet
 from aunet_lab.models.baseline import TokenTransformer
 from aunet_lab.models.blocks import KVCache
 

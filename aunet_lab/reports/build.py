@@ -637,7 +637,7 @@ def _lock_hashes(manifests: list[str]) -> list[str]:
 
 
 def _log_to_parent(runs: StudyRuns, report: Report) -> None:
-    from aunet_lab.training.tracking import client_for
+    from aunet_lab.mlflow_client import client_for
 
     try:
         client = client_for(runs.tracking_uri)

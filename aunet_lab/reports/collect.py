@@ -51,7 +51,7 @@ class StudyRuns:
         if self.curves is not None:
             rows = self.curves[(self.curves["run_id"] == run_id) & (self.curves["key"] == key)]
             return rows["bytes_seen"].tolist(), rows["value"].tolist()
-        from aunet_lab.training.tracking import client_for
+        from aunet_lab.mlflow_client import client_for
 
         return learning_curve(client_for(self.tracking_uri), run_id, key)
 
@@ -86,7 +86,7 @@ def _objective(parent_params: dict) -> tuple[str, list[str] | None]:
 
 def collect(study: str, tracking_uri: str) -> StudyRuns:
     """Every run of ``study`` (an MLflow experiment named after it). ReportError if there is none."""
-    from aunet_lab.training.tracking import TrackingError, client_for
+    from aunet_lab.mlflow_client import TrackingError, client_for
 
     try:
         client = client_for(tracking_uri)
@@ -224,7 +224,7 @@ def export_runs(runs: StudyRuns, path, progress=None, merge: bool = False) -> li
     import os
     from pathlib import Path
 
-    from aunet_lab.training.tracking import client_for
+    from aunet_lab.mlflow_client import client_for
 
     path = Path(path)
     if path.suffix not in TABLE_SUFFIXES:

@@ -308,42 +308,6 @@ def _shape(model) -> str:
     return f"{model.dim}x{model.layers}"
 
 
-def measure_training_stream(data_config, tokenizer=None) -> tuple[dict, int]:
-    """(the compute ratios of a run's training stream, its window in the arch's units), exactly as
-    the run's DataModule measures them; cached on disk by the selection's fingerprint, so a plan
-    is quick to redo (the BPE tokenizer is cached by the same data, and the trial reuses it)."""
-    import hashlib
-    import json
-
-    from aunet_lab.data.datamodule import AUNetDataModule, select_documents
-
-    data_config = copy.deepcopy(data_config)
-    dm = AUNetDataModule(data_config)
-    docs = {lang: dm._docs(lang, "train") for lang in data_config.mixture}
-    selection = select_documents(docs, data_config.mixture, dm.budget, data_config.seed, data_config.max_epochs)
-    given = hashlib.sha256(Path(tokenizer.path).read_bytes()).hexdigest() if tokenizer is not None else "own"
-    arm = f"bpe-{data_config.vocab_size}-{given}" if data_config.arch == "bpe" else f"aunet-{data_config.split}"
-    key = hashlib.sha256(f"{selection.fingerprint()}\x00{arm}\x00{data_config.window_bytes}\x00"
-                         f"{data_config.window_tokens}".encode()).hexdigest()[:20]
-    path = dm.cache / "measured" / f"{key}.json"
-    if path.is_file():
-        try:
-            found = json.loads(path.read_text())
-            return found["measured"], int(found["window"])
-        except (OSError, ValueError, KeyError):  # a damaged cache entry: measure again and rewrite it
-            path.unlink(missing_ok=True)
-    dm.tokenizer = tokenizer
-    measured = dm.build_train()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile
-
-    # Several sweep workers may plan at once: each writes its own temporary file, then renames it.
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as fh:
-        fh.write(json.dumps({"measured": measured, "window": dm.window}))
-    Path(fh.name).replace(path)
-    return measured, dm.window
-
-
 def model_config_of(config: TrainConfig):
     """The model config a run of ``config`` builds (FLOPs need no weights)."""
     if config.model.arch == "bpe":
@@ -362,6 +326,8 @@ def trial_flops(config: TrainConfig, model=None, tokenizer=None) -> tuple[float,
 
     data = copy.deepcopy(config.data)
     data.arch = config.model.arch
+    from aunet_lab.data.datamodule import measure_training_stream
+
     measured, window = measure_training_stream(data, tokenizer)
     report = model_flops(model or model_config_of(config), window, measured)
     return (report.total_with_head if config.trainer.count_head_flops else report.total), window

@@ -96,7 +96,7 @@ class StudyRunner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         from aunet_lab.paths import check_folder
         from aunet_lab.sweep.storage import check_storage
-        from aunet_lab.training.tracking import check_tracking_uri, resolve_tracking_uri
+        from aunet_lab.mlflow_client import check_tracking_uri, resolve_tracking_uri
 
         spec = self.spec
         self.base = base_config(spec)
@@ -158,8 +158,9 @@ class StudyRunner:
     def _parent_run(self) -> tuple[str, str]:
         """The study's MLflow parent run: created once (the store with it, before any worker
         starts), found again by every later or concurrent process through the study folder."""
-        from aunet_lab.training.run import experiment_id, git_commit
-        from aunet_lab.training.tracking import client_for, resolve_tracking_uri, source_tags
+        from aunet_lab.training.run import git_commit
+        from aunet_lab.training.tracking import experiment_id
+        from aunet_lab.mlflow_client import client_for, resolve_tracking_uri, source_tags
 
         spec = self.spec
         uri = resolve_tracking_uri(self.base.tracking.tracking_uri)
@@ -374,7 +375,7 @@ class StudyRunner:
             # Another seed selects other documents (and BPE a warm start's tokenizer): this trial's
             # own stream, measured by the planner's function before it starts.
             from aunet_lab.sweep.plan import trial_flops
-            from aunet_lab.training.run import tokenizer_beside
+            from aunet_lab.training.checkpoint import tokenizer_beside
 
             tokenizer = tokenizer_beside(init_from) if init_from and cell.arch == "bpe" else None
             plan_fpb, _ = trial_flops(config, None, tokenizer)
@@ -488,7 +489,7 @@ class StudyRunner:
         if not run_id:
             return
         try:
-            from aunet_lab.training.tracking import client_for
+            from aunet_lab.mlflow_client import client_for
 
             client = client_for(self.tracking_uri)
             if client.get_run(run_id).info.status == "RUNNING":
@@ -556,7 +557,7 @@ class StudyRunner:
 
     def finish(self):
         """Summary table to the parent run; the parent run ends FINISHED once every cell has all its trials."""
-        from aunet_lab.training.tracking import client_for
+        from aunet_lab.mlflow_client import client_for
 
         frame = self.summary()
         client = client_for(self.tracking_uri)

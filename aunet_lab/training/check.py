@@ -16,8 +16,9 @@ def check_training(config: TrainConfig, resume: bool = False, init_from: str | N
     from aunet_lab.data.manifest import SPLITS, load_manifest
     from aunet_lab.models.build import build_model
     from aunet_lab.paths import check_folder
-    from aunet_lab.training.run import CheckpointError, load_checkpoint, run_name
-    from aunet_lab.training.tracking import check_tracking_uri, resolve_tracking_uri
+    from aunet_lab.training.checkpoint import CheckpointError, load_checkpoint
+    from aunet_lab.training.run import run_name
+    from aunet_lab.mlflow_client import check_tracking_uri, resolve_tracking_uri
 
     config.data.arch = config.model.arch
     data = config.data

@@ -7,7 +7,6 @@ import random
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 
 from aunet_lab.config import TrainConfig
 from aunet_lab.models import AUNet

@@ -8,7 +8,6 @@ weights only (new optimizer, schedule and data) for continued training on other 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -26,19 +25,9 @@ import torch
 from aunet_lab.config import ConfigError, TrainConfig, dump_yaml, flatten, to_plain
 from aunet_lab.messages import first_line
 from aunet_lab.paths import check_folder
-from aunet_lab.training.tracking import (
-    MetricBuffer,
-    TrackingError,
-    check_tracking_uri,
-    client_for,
-    experiment_id,
-    resolve_tracking_uri,
-    source_tags,
-)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read; one line."""
+from aunet_lab.training.checkpoint import CheckpointError, load_checkpoint, tokenizer_beside
+from aunet_lab.mlflow_client import check_tracking_uri, client_for, resolve_tracking_uri, source_tags
+from aunet_lab.training.tracking import MetricBuffer, experiment_id
 
 
 @dataclass
@@ -68,17 +57,6 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """``torch.load(weights_only=True)`` with a clear error for a missing, corrupt or truncated file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path}: no such file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and torch errors all mean: unusable file
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first_line(err, 160)})") from None
 
 
 def _ensure_writable(folder: Path) -> None:
@@ -550,6 +528,7 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer, clock
 
 
 def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, str]]:
+    from aunet_lab.data.byte_ids import BOS_ID, EOS_ID
     from aunet_lab.models import AUNet
     from aunet_lab.models.generate import Generator
 
@@ -561,8 +540,8 @@ def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, st
     for _, _, text in docs:
         prompt = text[:40]
         if isinstance(model, AUNet):
-            ids = torch.tensor([[256] + list(prompt.encode())])
-            gen = Generator(model).generate(ids, length, stop_id=257)
+            ids = torch.tensor([[BOS_ID] + list(prompt.encode())])
+            gen = Generator(model).generate(ids, length, stop_id=EOS_ID)
             sample = bytes(t for t in gen[0].tolist() if t < 256).decode("utf-8", "replace")
         else:
             tok = dm.tokenizer
@@ -572,53 +551,3 @@ def sample_generations(model, dm, count: int, length: int) -> list[tuple[str, st
         out.append((prompt, sample))
     model.train()
     return out
-
-
-def tokenizer_beside(checkpoint: str | Path):
-    """The BPE tokenizer a BPE checkpoint was trained with (``tokenizer.json`` in its run folder)."""
-    from aunet_lab.data.bpe import load_tokenizer
-
-    tok_path = Path(checkpoint).parent / "tokenizer.json"
-    if not tok_path.is_file():
-        raise CheckpointError(f"checkpoint {checkpoint}: the BPE tokenizer {tok_path} is missing beside it")
-    return load_tokenizer(tok_path)
-
-
-def load_trained(path: str | Path):
-    """(config, model in eval mode, BPE tokenizer or None) from a checkpoint ``aunet-lab train`` wrote."""
-    return model_from_checkpoint(load_checkpoint(path), path)
-
-
-def model_from_checkpoint(checkpoint: dict, path: str | Path):
-    """(config, model in eval mode, BPE tokenizer or None) from a loaded checkpoint ``path``."""
-    from aunet_lab.config import config_from_dict
-    from aunet_lab.models.build import build_model
-
-    extra = checkpoint.get("aunet_lab")
-    if not extra:
-        raise CheckpointError(f"checkpoint {path} was not written by aunet-lab train")
-    config = config_from_dict(extra["config"], f"checkpoint {path}: config")
-    state = {k[len("model."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    tok = tokenizer_beside(path) if config.model.arch == "bpe" else None
-    model = build_model(config, tok.vocab_size if tok is not None else None)
-    model.load_state_dict(state)
-    return config, model.eval(), tok
-
-
-def generate_from_checkpoint(path: str, prompt: str, max_new: int = 200, temperature: float = 0.0,
-                             top_p: float = 1.0, seed: int = 0) -> str:
-    from aunet_lab.models.generate import Generator
-
-    _, model, tok = load_trained(path)
-    if tok is not None:
-        ids = torch.tensor([[tok.bos_id] + tok.encode(prompt)])
-        out = Generator(model).generate(ids, max_new, temperature, top_p, tok.eos_id, seed)
-        return tok.decode_bytes(out[0].tolist()).decode("utf-8", "replace")
-    ids = torch.tensor([[256] + list(prompt.encode())])
-    out = Generator(model).generate(ids, max_new, temperature, top_p, 257, seed)
-    return bytes(t for t in out[0].tolist() if t < 256).decode("utf-8", "replace")
-
-
-__all__ = ["train", "RunResult", "CheckpointError", "TrackingError", "load_checkpoint", "load_trained",
-           "generate_from_checkpoint",
-           "run_name", "dataclasses"]

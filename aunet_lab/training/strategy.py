@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import torch
 
-STRATEGIES = ("auto", "ddp", "fsdp", "fsdp2")
-SHARDING = ("full", "hybrid", "grad_op", "none")
-
 
 def build_strategy(trainer_config):
     """The ``strategy=`` argument for ``pl.Trainer`` from the trainer section."""
