@@ -42,10 +42,11 @@ def test_ranking_and_greedy_for_both_arms(scorers):
     for arch, s in scorers.items():
         rows = score_items(s, items)
         assert len(rows) == 12 and all(math.isfinite(r["answer_logprob"]) for r in rows)
-        frame = summarise(rows, bootstrap=200)
+        frame = summarise(rows)
         assert set(frame["task"]) == {"reverse", "contains_char"}
-        for r in frame.itertuples():
-            assert 0 <= r.ci_low <= r.accuracy <= r.ci_high <= 1
+        for r in frame.itertuples():  # 6 items a task: fewer than 10, so no interval and no claim
+            assert r.items == 6 and 0 <= r.accuracy <= 1
+            assert math.isnan(r.ci_low) and math.isnan(r.ci_high) and not r.above_chance
             assert r.chance == pytest.approx(0.5 if r.task == "contains_char" else 0.25)
             assert 0 <= r.exact_match <= 1
 
@@ -164,3 +165,21 @@ def test_diagnostics_account_for_every_byte():
     scripts = tables["script"]
     assert {"Latin", "Devanagari", "Han"} <= set(scripts["script"])
     assert set(scripts[scripts["language"] == "hi"]["script"]) >= {"Devanagari", "space"}
+
+
+def test_accuracy_intervals_are_wilson_and_absent_below_ten_items():
+    from aunet_lab.intervals import above_chance, accuracy_interval
+
+    # 8 of 10: the Wilson interval from its formula, (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)
+    z, p, n = 1.959964, 0.8, 10
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    accuracy, low, high = accuracy_interval(8, 10)
+    assert accuracy == 0.8 and low == pytest.approx(centre - half, abs=1e-6) and high == pytest.approx(centre + half, abs=1e-6)
+    assert low == pytest.approx(0.4902, abs=1e-4)  # the textbook value
+    # 5 of 5 correct: a bootstrap over items gave [1.000, 1.000], "above chance"; now no interval and no claim
+    accuracy, low, high = accuracy_interval(5, 5)
+    assert accuracy == 1.0 and math.isnan(low) and math.isnan(high) and not above_chance(low, 0.25)
+    assert above_chance(accuracy_interval(10, 10)[1], 0.25) and not above_chance(accuracy_interval(4, 10)[1], 0.25)
+    rows = [{"language": "en", "task": "t", "correct": int(i < 9), "chance": 0.25} for i in range(12)]
+    r = summarise(rows).iloc[0]
+    assert r["items"] == 12 and r["ci_low"] < 0.75 < r["ci_high"] and r["above_chance"]

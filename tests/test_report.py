@@ -103,8 +103,12 @@ def test_report_from_a_synthetic_store(tmp_path, monkeypatch):
         assert words in methods, words
     titles = "\n".join(pages[2:])
     for title in ("Test bits per byte against training compute", "by language and architecture",
-                  "AU-Net minus BPE", "units per byte", "Learning curves", "throughput and MFU", "Appendix"):
+                  "AU-Net minus BPE", "Learning curves", "throughput and MFU", "Appendix"):
         assert title in titles, title
+    # One split function on one mixture: one bar a stage, so no page; its values are a line of the findings.
+    assert "AU-Net units per byte" not in titles
+    units = next(line for line in report.findings if line.startswith("AU-Net units per byte"))
+    assert "stage2 0." in units and "no page: one bar a stage" in units
     # The CSV holds every run; the figures were drawn (PNG files with more than one colour).
     import pandas as pd
     from PIL import Image
@@ -119,7 +123,7 @@ def test_report_from_a_synthetic_store(tmp_path, monkeypatch):
     sentence = next(line for line in report.findings if "reaches BPE's test BPB" in line)
     loss = float(sentence.split("test BPB ")[1].split(" ")[0])
     stated = float(sentence.split("with ")[1].split("x the")[0])
-    lo, hi = (float(v) for v in sentence.split("95% CI ")[1].split(",")[0].split("-"))
+    lo, hi = (float(v) for v in sentence.split("95% CI ")[1].split(",")[0].split(" to "))
     (E, A, a), (Eb, Ab, ab) = LAWS["aunet2"], LAWS["bpe"]
     truth = ((loss - E) / A) ** (-1 / a) / ((loss - Eb) / Ab) ** (-1 / ab)
     assert stated == pytest.approx(truth, rel=0.15) and lo <= truth <= hi

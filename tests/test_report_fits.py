@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from aunet_lab.reports.fits import (FitError, PowerLaw, compute_multiplier, fit_chinchilla, fit_frontier, fit_laws,
-                                    resampled_means, seed_interval)
+                                    resampled_means)
+from aunet_lab.intervals import seed_interval
 
 TRUTH = PowerLaw(E=1.2, A=30.0, alpha=0.15)
 BUDGETS = np.logspace(11, 14, 10)

@@ -1,5 +1,5 @@
 """Scoring a model on character tasks, AU-Net and BPE alike: the log-likelihood of each candidate
-answer after the prompt (ranked; accuracy against chance with bootstrap CIs per language and task)
+answer after the prompt (ranked; accuracy against chance with 95% Wilson intervals per language and task, none below 10 items)
 and exact match of greedy generation."""
 
 from __future__ import annotations
@@ -64,22 +64,22 @@ def score_items(scorer: Scorer, items: list[Item], greedy: bool = True) -> list[
     return rows
 
 
-def summarise(rows: list[dict], bootstrap: int = 1000, seed: int = 0):
-    """Accuracy per (language, task) with a 95% bootstrap interval over items, against chance."""
+def summarise(rows: list[dict]):
+    """Accuracy per (language, task) with its 95% Wilson interval over items (none below
+    ``intervals.MIN_ITEMS`` items), against chance."""
     import pandas as pd
+
+    from aunet_lab.intervals import above_chance, accuracy_interval
 
     frame = pd.DataFrame(rows)
     out = []
-    rng = np.random.default_rng(seed)
     for (lang, task), group in frame.groupby(["language", "task"], sort=True):
-        correct = group["correct"].to_numpy(float)
-        draws = rng.integers(0, len(correct), (bootstrap, len(correct)))
-        means = correct[draws].mean(axis=1)
-        row = {"language": lang, "task": task, "items": len(correct), "accuracy": correct.mean(),
-               "ci_low": float(np.percentile(means, 2.5)), "ci_high": float(np.percentile(means, 97.5)),
-               "chance": group["chance"].mean()}
+        correct = group["correct"].to_numpy(int)
+        accuracy, low, high = accuracy_interval(int(correct.sum()), len(correct))
+        row = {"language": lang, "task": task, "items": len(correct), "accuracy": accuracy,
+               "ci_low": low, "ci_high": high, "chance": group["chance"].mean()}
         if "exact" in group:
             row["exact_match"] = group["exact"].mean()
-        row["above_chance"] = row["ci_low"] > row["chance"]
+        row["above_chance"] = above_chance(low, row["chance"])
         out.append(row)
     return pd.DataFrame(out)

@@ -1,5 +1,5 @@
-"""A study's runs from MLflow as a pandas frame: one row per trial run (the MLflow schema in
-DESIGN.md and the README is the contract), plus the study's parent run."""
+"""A study's runs from MLflow as a pandas frame: one row per trial run (the tags, params and
+metrics docs/training.md and docs/studies.md list are the contract), plus the study's parent run."""
 
 from __future__ import annotations
 

@@ -362,21 +362,6 @@ def compute_multiplier(base: FrontierFit, other: FrontierFit, loss: float | None
 
 
 # ------------------------------------------------------------------------------ seeds as replicates
-def seed_interval(values) -> tuple[float, float, float]:
-    """Mean of per-seed replicates of a statistic with its 95% Student-t interval over the seeds
-    (n - 1 degrees of freedom); NaN interval with fewer than two seeds."""
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else math.nan), math.nan, math.nan
-    from scipy import stats
-
-    if np.ptp(v) == 0:
-        return float(v[0]), float(v[0]), float(v[0])
-    ci = stats.ttest_1samp(v, 0.0).confidence_interval(0.95)
-    return float(v.mean()), float(ci.low), float(ci.high)
-
-
 def seed_noise(fits) -> tuple[float, int]:
     """The seeds' spread: the pooled within-cell standard deviation of log loss over every cell of
     ``fits`` (FrontierFit objects), with its degrees of freedom (0 when no cell has two seeds)."""

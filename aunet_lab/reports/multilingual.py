@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aunet_lab.reports.build import ARCH_LABEL, COLOURS, PAGE, _archs, _bytes_axes, _figure, _heatmap
-from aunet_lab.reports.fits import seed_interval
+from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, PAGE, arch_and_style_legend, archs_in, bytes_axes,
+                                     error_bars, figure, heatmap, interval_caption, interval_text, line_styles, seeds_text,
+                                     with_script)
+from aunet_lab.intervals import MIN_ITEMS, accuracy_interval, items_text, seed_interval
 
 
 def _targets(best):
@@ -46,7 +48,7 @@ def fig_transfer(best, languages: list[str]):
     minus BPE for each AU-Net arm (blue: AU-Net better). Needs two training mixtures at least."""
     if best["mixture"].nunique() < 2:
         return None
-    archs = _archs(best)
+    archs = archs_in(best)
     matrices = {a: transfer_matrix(best, languages, a) for a in archs}
     if not any(_transfer_entries(best, m, a)[1] for a, m in matrices.items()):
         return None  # every cell evaluated on its own languages only: nothing transfers
@@ -71,11 +73,11 @@ def fig_transfer(best, languages: list[str]):
     for ax, (title, matrix, cmap) in zip(axes[0], panels):
         values = matrix.to_numpy(float)
         if cmap == "RdBu_r":
-            _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:+.1f}", cmap)
+            heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:+.1f}", cmap)
         elif cmap == "cividis":
-            _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.0f}", cmap)
+            heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.0f}", cmap)
         else:
-            im = _heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.1f}", cmap)
+            im = heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.1f}", cmap)
             im.set_clim(vmin, vmax)
         ax.set_title(title)
         ax.tick_params(axis="x", labelrotation=45)
@@ -119,24 +121,37 @@ def lowresource_curves(best) -> pd.DataFrame:
     return frame.sort_values(["target", "arch", "bytes"]).reset_index(drop=True)
 
 
-def fig_lowresource(best):
+def fig_lowresource(best, replicates=None):
+    """Target-language test BPB against target bytes per architecture (colour) and target (line
+    style), each point the mean over the seed replicates with its 95% Student-t interval."""
     curves = lowresource_curves(best)
     if curves.empty:
         return None
-    fig, ax = _figure("Warm start: target-language test BPB against target bytes\n"
-                      "(dotted: the pretrained model before any target bytes)")
-    styles = ["-", "--", "-.", ":"]
-    for k, target in enumerate(sorted(set(curves["target"]))):
-        for arch in _archs(curves):
+    reps = [lowresource_curves(r) for r in (replicates or [best])]
+    n = len(reps)
+    from matplotlib.lines import Line2D
+
+    fig, ax = figure("Warm start: target-language test BPB against target bytes\n(dotted: the pretrained model "
+                     f"before any target bytes; mean over seeds, {interval_caption(n)})")
+    styles = line_styles(curves["target"])
+    for target, ls in styles.items():
+        for arch in archs_in(curves):
             rows = curves[(curves["arch"] == arch) & (curves["target"] == target)]
-            tuned = rows[rows["bytes"] > 0]
-            ax.plot(tuned["bytes"], tuned["test_bpb"], marker="o", ls=styles[k % len(styles)], color=COLOURS[arch],
-                    label=f"{ARCH_LABEL[arch]}, {target}")
-            zero = rows[rows["bytes"] == 0]
-            if len(zero):
-                ax.axhline(float(zero["test_bpb"].iloc[0]), color=COLOURS[arch], ls=":", lw=1,
-                           label=f"{ARCH_LABEL[arch]}, {target}: pretrained only")
-    return _bytes_axes(ax, "target-language training bytes", "target-language test bits per byte")
+            tuned = rows[rows["bytes"] > 0].sort_values("bytes")
+            stats = [seed_interval([_at(c, arch, target, b) for c in reps]) for b in tuned["bytes"]]
+            ax.errorbar(tuned["bytes"], [s[0] for s in stats], yerr=error_bars(stats), marker="o", ls=ls,
+                        color=COLOURS[arch], capsize=3)
+            if (rows["bytes"] == 0).any():
+                ax.axhline(np.mean([_at(c, arch, target, 0.0) for c in reps]), color=COLOURS[arch], ls=":", lw=1)
+    pretrained = [Line2D([], [], color="grey", ls=":", lw=1, label="pretrained only")] \
+        if (curves["bytes"] == 0).any() else []
+    arch_and_style_legend(ax, archs_in(curves), styles, "target", pretrained)
+    return bytes_axes(ax, "target-language training bytes", "target-language test bits per byte")
+
+
+def _at(curves: pd.DataFrame, arch: str, target: str, nbytes: float) -> float:
+    rows = curves[(curves["arch"] == arch) & (curves["target"] == target) & (curves["bytes"] == nbytes)]
+    return float(rows["test_bpb"].iloc[0]) if len(rows) else np.nan
 
 
 def _in_language(records: list[dict], lang: str, arch: str) -> list[dict]:
@@ -181,16 +196,14 @@ def chars_table(best) -> pd.DataFrame:
 
 def pooled_interval(table: pd.DataFrame) -> tuple[float, float, float]:
     """Accuracy pooled over the rows' items, with its 95% Wilson interval (items as independent
-    trials); NaN interval where the item counts are unknown."""
+    trials; ``intervals.accuracy_interval``: none below MIN_ITEMS items); NaN interval where the item
+    counts are unknown."""
     items = table["items"].to_numpy(float)
     if not len(items) or not np.isfinite(items).all() or items.sum() <= 0:
         return float(table["accuracy"].mean()), np.nan, np.nan
-    from scipy.stats import binomtest
-
     n = int(round(items.sum()))
     k = int(round(float((table["accuracy"].to_numpy(float) * items).sum())))
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return k / n, float(ci.low), float(ci.high)
+    return accuracy_interval(k, n)
 
 
 def fig_chars(best):
@@ -200,28 +213,29 @@ def fig_chars(best):
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=PAGE)
-    fig.suptitle("Character tasks: log-likelihood ranking accuracy, pooled over items with 95% Wilson "
-                 "intervals (dashed: chance)", fontsize=13)
-    archs = _archs(table)
+    fig.suptitle("Character tasks: log-likelihood ranking accuracy, pooled over items with 95% Wilson intervals\n"
+                 f"(none below {MIN_ITEMS} items; n: items under each bar group; dashed: chance)", fontsize=13)
+    archs = archs_in(table)
     width = 0.8 / len(archs)
     for ax, by in ((a1, "language"), (a2, "task")):
         keys = sorted(set(table[by]))
         for k, arch in enumerate(archs):
             mine = table[table["arch"] == arch]
             stats = [pooled_interval(mine[mine[by] == x]) if (mine[by] == x).any() else (np.nan,) * 3 for x in keys]
-            acc = np.array([p for p, _, _ in stats])
-            err = np.array([[p - lo, hi - p] for p, lo, hi in stats]).T
-            ax.bar(np.arange(len(keys)) + k * width, acc, width, color=COLOURS[arch], label=ARCH_LABEL[arch],
-                   yerr=err if np.isfinite(err).any() else None, capsize=2, error_kw={"lw": 0.8})
+            ax.bar(np.arange(len(keys)) + k * width, [p for p, _, _ in stats], width, color=COLOURS[arch],
+                   label=ARCH_LABEL[arch], yerr=error_bars(stats), capsize=2, error_kw={"lw": 0.8})
         chance = table.groupby(by)["chance"].mean()
         for i, x in enumerate(keys):
             if chance.get(x) == chance.get(x):
                 ax.hlines(chance[x], i - width / 2, i + 0.8 - width / 2, colors="black", linestyles="--", lw=1)
-        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=45 if by == "task" else 0,
-                      ha="right" if by == "task" else "center")
+        items = table.groupby([by, "arch"])["items"].sum().groupby(level=0).min()
+        labels = [f"{x}\nn={int(items[x])}" if items.get(x) == items.get(x) else x for x in keys]
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, labels, rotation=45 if by == "task" else 0,
+                      ha="right" if by == "task" else "center", fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_title(f"by {'evaluation language' if by == 'language' else 'task'} (mean over the other)")
     a1.set_ylabel("accuracy")
+    a2.set_ylabel("accuracy")
     a1.legend()
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
@@ -254,32 +268,63 @@ def diagnostics_table(best, by: str) -> pd.DataFrame:
     return pd.DataFrame(rows).groupby(["language", by], as_index=False)["bits_per_byte"].mean()
 
 
-def fig_diagnostics(best):
-    tables = {by: diagnostics_table(best, by) for by in ("offset", "level", "script")}
+def diagnostics_over_seeds(replicates, by: str) -> pd.DataFrame:
+    """``diagnostics_table`` with, per (language, ``by``), the mean over the seed replicates and its
+    95% Student-t interval (``low``/``high``; NaN with one seed)."""
+    tables = [diagnostics_table(r, by) for r in replicates]
+    if tables[0].empty:
+        return tables[0].assign(low=np.nan, high=np.nan)
+    merged = pd.concat([t.assign(replicate=k) for k, t in enumerate(tables)])
+    rows = []
+    for (lang, key), group in merged.groupby(["language", by]):
+        mean, low, high = seed_interval(group["bits_per_byte"].to_numpy(float))
+        rows.append({"language": lang, by: key, "bits_per_byte": mean, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def fig_diagnostics(best, replicates=None):
+    replicates = replicates or [best]
+    tables = {by: diagnostics_over_seeds(replicates, by) for by in ("offset", "level", "script")}
     if all(t.empty for t in tables.values()):
         return None
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=PAGE)
     split = diagnostics_split(best)
+    n = len(replicates)
     fig.suptitle("AU-Net diagnostics: test bits per byte by offset within the word, by boundary level "
-                 "and by script" + (f"\n(split function: {split})" if split else ""), fontsize=13)
+                 f"and by script\n(mean over seeds, {interval_caption(n)}" + (f"; split function: {split})" if split else ")"),
+                 fontsize=13)
+    languages = sorted(set().union(*(set(t["language"]) for t in tables.values())))
+    colour = dict(zip(languages, plt.get_cmap("tab10").colors))
     offset = tables["offset"]
     for lang in sorted(set(offset["language"])):
         rows = offset[offset["language"] == lang].sort_values("offset")
-        axes[0].plot(rows["offset"], rows["bits_per_byte"], marker="o", label=lang)
+        axes[0].errorbar(rows["offset"], rows["bits_per_byte"], yerr=error_bars(rows[["bits_per_byte", "low", "high"]]
+                                                                                .itertuples(index=False)),
+                         marker="o", color=colour[lang], capsize=3, label=lang)
     axes[0].set_xlabel("byte offset within the word (last: that or later)")
-    axes[0].set_ylabel("bits per byte")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, title="evaluation language")
     for ax, by, xlabel in ((axes[1], "level", "boundary level the byte starts (0: inside a word)"),
                            (axes[2], "script", "script of the byte's character")):
         table = tables[by]
         if table.empty:
+            ax.text(0.5, 0.5, f"no {by} diagnostics logged", ha="center", va="center", transform=ax.transAxes)
             continue
-        pivot = table.pivot(index=by, columns="language", values="bits_per_byte")
-        pivot.plot.bar(ax=ax, legend=by == "level", rot=45 if by == "script" else 0, fontsize=8)
+        keys = sorted(set(table[by]), key=str)
+        langs = sorted(set(table["language"]))
+        width = 0.8 / len(langs)
+        for k, lang in enumerate(langs):
+            mine = table[table["language"] == lang].set_index(by)
+            stats = [tuple(mine.loc[x, ["bits_per_byte", "low", "high"]]) if x in mine.index else (np.nan,) * 3
+                     for x in keys]
+            ax.bar(np.arange(len(keys)) + k * width, [s[0] for s in stats], width, color=colour[lang],
+                   yerr=error_bars(stats), capsize=2, error_kw={"lw": 0.8})
+        ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, rotation=45 if by == "script" else 0, fontsize=8)
         ax.set_xlabel(xlabel)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    for ax in axes:
+        ax.set_ylabel("test bits per byte")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
 
 
@@ -308,10 +353,8 @@ def seed_replicates(best, runs=None) -> list[pd.DataFrame]:
 
 def _over_seeds(values: list[float], fmt: str = "{:+.3f}") -> str:
     """``95% CI lo to hi`` over per-seed replicates, or why there is none."""
-    from aunet_lab.reports.build import interval_text
-
     _, lo, hi = seed_interval(values)
-    return interval_text(float(np.mean(values)), lo, hi, len(values), fmt, " to ")
+    return interval_text(float(np.mean(values)), lo, hi, len(values), fmt)
 
 
 def findings(best, languages: list[str], runs=None) -> list[str]:
@@ -319,14 +362,12 @@ def findings(best, languages: list[str], runs=None) -> list[str]:
     start's gain per target, character-task accuracy against chance, and where AU-Net's bits go.
     Each carries its 95% interval over the seeds (``runs``: the runs frame, for the repeat seeds'
     metrics; see ``seed_replicates``) and the seed count, or why it has none."""
-    from aunet_lab.reports.build import seeds_text
-
     out = []
     reps = seed_replicates(best, runs)
     n = len(reps)
     targets = _targets(best)
     if best["mixture"].nunique() >= 2 and "bpe" in set(best["arch"]):
-        for arch in [a for a in _archs(best) if a != "bpe"]:
+        for arch in [a for a in archs_in(best) if a != "bpe"]:
             on, off = [], []
             for r in reps:
                 diff = transfer_matrix(r, languages, arch) - transfer_matrix(r, languages, "bpe")
@@ -341,7 +382,7 @@ def findings(best, languages: list[str], runs=None) -> list[str]:
                 parts.append(f"{np.mean([np.mean(v) for v in off]):+.3f} on the other languages ({len(off[0])} cells; "
                              f"{_over_seeds([np.mean(v) for v in off])})")
                 out.append(f"Transfer: {ARCH_LABEL[arch]} minus BPE test BPB, mean " + "; ".join(parts) + ".")
-    history = {a: transfer_matrix(targets, languages, a, "test/context_bytes") for a in _archs(targets)}
+    history = {a: transfer_matrix(targets, languages, a, "test/context_bytes") for a in archs_in(targets)}
     if "bpe" in history and len(history) > 1:
         on, off = _transfer_entries(targets, history["bpe"], "bpe")
         others = [v for a, m in history.items() if a != "bpe" for v in sum(_transfer_entries(targets, m, a), [])]
@@ -352,9 +393,7 @@ def findings(best, languages: list[str], runs=None) -> list[str]:
                        "the tokenizer and the test text, not a trained outcome: no interval).")
     aunet = targets[targets["arch"] != "bpe"]
     if aunet["split"].nunique() > 1:
-        from aunet_lab.reports.build import _with_script
-
-        for arch in _archs(aunet):
+        for arch in archs_in(aunet):
             rows = aunet[aunet["arch"] == arch]
             # Chosen on validation, reported on test (choosing on test would flatter the winner).
             rows = rows[rows["val_objective"].notna()]
@@ -364,14 +403,14 @@ def findings(best, languages: list[str], runs=None) -> list[str]:
             parts = []
             for r in best_split.itertuples():
                 values = [float(rep.loc[r.Index, "test_bpb"]) for rep in reps]
-                parts.append(f"{_with_script(r.mixture)} {r.split} {np.mean(values):.3f}"
+                parts.append(f"{with_script(r.mixture)} {r.split} {np.mean(values):.3f}"
                              + (f" ({_over_seeds(values, '{:.3f}')})" if n > 1 else ""))
             out.append(f"Best {ARCH_LABEL[arch]} split function by training mixture (chosen on validation; "
                        "test BPB): " + "; ".join(parts) + ("." if n > 1 else f" ({seeds_text(n)}: no interval)."))
     curves = [lowresource_curves(r) for r in reps]
     for target in sorted(set(curves[0]["target"])):
         parts = []
-        for arch in _archs(curves[0]):
+        for arch in archs_in(curves[0]):
             per_seed = []
             for c in curves:
                 rows = c[(c["arch"] == arch) & (c["target"] == target)].sort_values("bytes")
@@ -394,11 +433,12 @@ def findings(best, languages: list[str], runs=None) -> list[str]:
     chars = chars_table(best)
     if not chars.empty:
         parts = []
-        for a in _archs(chars):
+        for a in archs_in(chars):
             mine = chars[chars["arch"] == a]
             acc, lo, hi = pooled_interval(mine)
             parts.append(f"{ARCH_LABEL[a]} {acc:.3f}"
-                         + (f" (95% CI {lo:.3f}-{hi:.3f}, {int(mine['items'].sum())} items)" if lo == lo
+                         + (f" (95% CI {lo:.3f} to {hi:.3f}, {items_text(int(mine['items'].sum()))})" if lo == lo
+                            else f" ({items_text(int(mine['items'].sum()))})" if mine["items"].notna().all()
                             else " (item counts unknown: no interval)"))
         langs = chars["language"].nunique()
         out.append(f"Character tasks (log-likelihood ranking, pooled over {chars['task'].nunique()} tasks and "

@@ -14,9 +14,7 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -25,9 +23,12 @@ from pathlib import Path
 
 from aunet_lab.config import ConfigError, to_plain
 from aunet_lab.sweep.forkserver import ForkServer, use_fork_server
+from aunet_lab.sweep.mlflow_runs import fail_trial_run, finish_parent_run, parent_run
 from aunet_lab.sweep.plan import CellPlan, base_config, ensure_prepared, plan_study, select_cells
 from aunet_lab.sweep.spec import StudySpec
 from aunet_lab.sweep.storage import build_pruner, build_sampler, has_heartbeat, open_storage, storage_url
+from aunet_lab.sweep.summary import best_trial, summary_table
+from aunet_lab.sweep.trial_process import alive, host, read_result, start_trial, trial_command, wait_for
 
 
 @dataclass
@@ -103,7 +104,8 @@ class StudyRunner:
         # Refused in one line before any corpus is prepared or any tokenizer trained.
         check_folder(spec.folder, "output_dir", ConfigError)
         check_storage(self.storage_url)
-        check_tracking_uri(resolve_tracking_uri(self.base.tracking.tracking_uri))
+        uri = resolve_tracking_uri(self.base.tracking.tracking_uri)
+        check_tracking_uri(uri)
         chosen = select_cells(spec, self.cell_patterns)  # a bad --cells is refused before any download
         if not spec.launcher and use_fork_server() and self.fork_server is None:
             self.fork_server = ForkServer()  # imports torch & co. while the corpus and plan are checked
@@ -136,7 +138,10 @@ class StudyRunner:
             for key, value in plan.cell.params().items():
                 study.set_user_attr(key, value)
             self.studies[plan.cell.id] = study
-        self.tracking_uri, self.parent_run_id = self._parent_run()
+        # Created once (the store with it, before any worker starts), found again by every later or
+        # concurrent process through the study folder.
+        with _lock(spec):
+            self.tracking_uri, self.parent_run_id = uri, parent_run(spec, uri, self.storage_url, len(self.plans))
 
     def _open_storage(self, heartbeat):
         """Open (and on first use create) the storage. Workers started together on an empty database
@@ -154,45 +159,6 @@ class StudyRunner:
     def _say(self, message: str) -> None:
         if self.console is not None:
             self.console.print(message, highlight=False)
-
-    def _parent_run(self) -> tuple[str, str]:
-        """The study's MLflow parent run: created once (the store with it, before any worker
-        starts), found again by every later or concurrent process through the study folder."""
-        from aunet_lab.training.run import git_commit
-        from aunet_lab.training.tracking import experiment_id
-        from aunet_lab.mlflow_client import client_for, resolve_tracking_uri, source_tags
-
-        spec = self.spec
-        uri = resolve_tracking_uri(self.base.tracking.tracking_uri)
-        with _lock(spec):
-            client = client_for(uri)
-            marker = spec.folder / "parent_run_id"
-            if marker.is_file():
-                run_id = marker.read_text().strip()
-                run = client.get_run(run_id)
-                if run.info.status == "KILLED":  # a stopped sweep, continued
-                    client.set_terminated(run_id, "RUNNING")
-                    if "aunet.status" in run.data.tags:
-                        client.delete_tag(run_id, "aunet.status")
-                return uri, run_id
-            exp = experiment_id(client, spec.name, uri)
-            run = client.create_run(exp, run_name=spec.name, tags={
-                "aunet.study": spec.name, "aunet.kind": "study", "git.commit": git_commit(),
-                **source_tags(git_commit(), "aunet-lab sweep"),
-                "optuna.storage": self.storage_url, "aunet.cells": str(len(self.plans)),
-                "aunet.trials_per_cell": str(spec.tune.trials),
-                **({"aunet.set": json.dumps(spec.overrides)} if spec.overrides else {})})
-            from mlflow.entities import Param
-
-            params = [Param(f"axes.{k}", json.dumps(v, default=str)[:6000]) for k, v in spec.axes.items()]
-            params += [Param("tune", json.dumps(dataclasses.asdict(spec.tune))),
-                       Param("objective", json.dumps(dataclasses.asdict(spec.objective))),
-                       Param("sampler", json.dumps(dataclasses.asdict(spec.sampler))),
-                       Param("pruner", json.dumps(dataclasses.asdict(spec.pruner)))]
-            client.log_batch(run.info.run_id, params=params)
-            client.log_artifact(run.info.run_id, str(spec.path), "spec")
-            marker.write_text(run.info.run_id + "\n")
-            return uri, run.info.run_id
 
     # ------------------------------------------------------------------ scheduling
     def _distributions(self, plan: CellPlan) -> dict:
@@ -248,7 +214,7 @@ class StudyRunner:
     def _claim(self, trial):
         """Mark a just-asked trial as this worker's before the lock is released, so that a worker
         dying at any later moment leaves a trial that others can recognise as dead."""
-        trial.set_user_attr("host", _host())
+        trial.set_user_attr("host", host())
         trial.set_user_attr("worker_pid", os.getpid())
         if has_heartbeat(self.storage):
             self.storage.record_heartbeat(trial._trial_id)
@@ -301,16 +267,16 @@ class StudyRunner:
                 continue  # ours, in this process
             attrs = t.user_attrs
             reason = None
-            if attrs.get("host") == _host() and attrs.get("worker_pid"):
-                if not _alive(attrs["worker_pid"]):
+            if attrs.get("host") == host() and attrs.get("worker_pid"):
+                if not alive(attrs["worker_pid"]):
                     reason = f"its worker (pid {attrs['worker_pid']}) died"
-                elif attrs.get("pid") and not _alive(attrs["pid"]) and attrs["worker_pid"] == os.getpid():
+                elif attrs.get("pid") and not alive(attrs["pid"]) and attrs["worker_pid"] == os.getpid():
                     reason = f"its trial process (pid {attrs['pid']}) died"
             elif stale_ids is not None and t._trial_id in stale_ids:
                 reason = f"no heartbeat for {self.spec.faults.grace_period}s (worker on {attrs.get('host', '?')} lost)"
             if reason is None:
                 continue
-            result = _read_result(attrs.get("trial_dir"))
+            result = read_result(attrs.get("trial_dir"))
             if result.get("status") == "complete":  # it finished; its worker died before reporting it
                 self._tell_complete(study, t._trial_id, t.number, result)
                 continue
@@ -326,7 +292,7 @@ class StudyRunner:
         retries = int(attrs.get("retries", 0))
         storage = study._storage
         storage.set_trial_user_attr(trial_id, "failure", reason[:5000])
-        self._fail_mlflow_run(attrs, reason)
+        fail_trial_run(self.tracking_uri, attrs, reason, self._say)
         if retry and (retries < self.spec.faults.max_retries or not counted):
             storage.set_trial_user_attr(trial_id, "retried", True)
             extra = {k: attrs[k] for k in ("repeat_seed", "repeat_of") if k in attrs}
@@ -404,24 +370,18 @@ class StudyRunner:
 
         cell = plan.cell
         with (trial_dir / "log.txt").open("a") as log:
-            command = self._command(trial_dir)
-            proc = None
-            if self.fork_server is not None:
-                proc = self.fork_server.launch(str(trial_dir), env, str(trial_dir / "log.txt"), command)
-            if proc is None:
-                proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        preexec_fn=_die_with_parent)
+            proc = start_trial(trial_command(self.spec.launcher, trial_dir), trial_dir, env, log, self.fork_server)
             (trial_dir / "pid").write_text(f"{proc.pid}\n")  # for whoever watches the trials (tests, scripts)
             self._procs[trial._trial_id] = proc
             if self.stopping is not None:  # the stop came while it started
                 proc.send_signal(self.stopping)
             trial.set_user_attr("pid", proc.pid)
             try:
-                code = self._wait(proc, trial)
+                code = wait_for(proc, self.storage, trial._trial_id, self.spec.faults.heartbeat_interval)
             finally:
                 self._procs.pop(trial._trial_id, None)
         seconds = time.monotonic() - start
-        result = _read_result(str(trial_dir))
+        result = read_result(str(trial_dir))
         study = self.studies[cell.id]
         status = result.get("status")
         if status == "complete":
@@ -453,50 +413,6 @@ class StudyRunner:
         if objective.pop("on_mixture", False):
             objective["languages"] = sorted(cell.mixture)
         return objective
-
-    def _command(self, trial_dir: Path) -> list[str]:
-        """The trial's command: ``python -m aunet_lab.sweep.trial DIR``, or the spec's launcher (torchrun,
-        srun, ...) around it; only the first process of a multi-process trial talks to Optuna."""
-        import shlex
-
-        if not self.spec.launcher:
-            return [sys.executable, "-m", "aunet_lab.sweep.trial", str(trial_dir)]
-        return [part.format(trial_dir=str(trial_dir), python=sys.executable)
-                for part in shlex.split(self.spec.launcher)]
-
-    def _wait(self, proc, trial) -> int:
-        """Wait for the trial process; on RDB storages, keep its heartbeat going meanwhile."""
-        if not has_heartbeat(self.storage):
-            return proc.wait()
-        interval = self.spec.faults.heartbeat_interval
-        while True:
-            self.storage.record_heartbeat(trial._trial_id)
-            try:
-                return proc.wait(timeout=interval)
-            except subprocess.TimeoutExpired:
-                continue
-
-    def _fail_mlflow_run(self, attrs: dict, reason: str) -> None:
-        """A trial that died leaves its MLflow run RUNNING: end it FAILED, with the reason. The run is
-        found through the trial (set by the trial process) or the run folder's marker."""
-        run_id = attrs.get("mlflow_run_id")
-        if not run_id and attrs.get("trial_dir"):
-            job = Path(attrs["trial_dir"]) / "trial.json"
-            if job.is_file():
-                config = json.loads(job.read_text())["config"]
-                marker = Path(config["output_dir"]) / config["tracking"]["run_name"] / "mlflow_run_id"
-                run_id = marker.read_text().strip() if marker.is_file() else None
-        if not run_id:
-            return
-        try:
-            from aunet_lab.mlflow_client import client_for
-
-            client = client_for(self.tracking_uri)
-            if client.get_run(run_id).info.status == "RUNNING":
-                client.set_tag(run_id, "aunet.failure", reason[:5000])
-                client.set_terminated(run_id, "FAILED")
-        except Exception as err:  # the tracking server itself may be what failed
-            self._say(f"could not mark MLflow run {run_id} FAILED: {err}")
 
     # ------------------------------------------------------------------ the loop
     def request_stop(self, signum: int) -> None:
@@ -547,129 +463,11 @@ class StudyRunner:
 
     # ------------------------------------------------------------------ results
     def summary(self):
-        frame = study_summary(self.spec, self.plans, self.studies)
-        if self.refused:  # listed with their reasons, after the cells that ran
-            import pandas as pd
-
-            rows = pd.DataFrame([{"cell": p.cell.id, "refused": "; ".join(p.refusals)} for p in self.refused])
-            frame = pd.concat([frame, rows], ignore_index=True)
-        return frame
+        return summary_table(self.spec, self.plans, self.studies, self.refused)
 
     def finish(self):
         """Summary table to the parent run; the parent run ends FINISHED once every cell has all its trials."""
-        from aunet_lab.mlflow_client import client_for
-
-        frame = self.summary()
-        client = client_for(self.tracking_uri)
-        out = self.spec.folder
-        frame.to_csv(out / "summary.csv", index=False)
-        (out / "summary.md").write_text(frame.to_markdown(index=False) + "\n")
-        client.log_artifact(self.parent_run_id, str(out / "summary.csv"))
-        client.log_artifact(self.parent_run_id, str(out / "summary.md"))
-        if self.refused:
-            import json
-
-            client.set_tag(self.parent_run_id, "aunet.refused",
-                           json.dumps({p.cell.id: "; ".join(p.refusals) for p in self.refused})[:5000])
-            frame = frame[frame["refused"].isna()].drop(columns="refused")
+        refused = {p.cell.id: "; ".join(p.refusals) for p in self.refused}
         blocked = [p.cell.id for p in self.plans if p.cell.pretrain and self.blocked(p)]
-        if blocked:
-            frame["blocked"] = frame["cell"].isin(blocked)
-        complete = all(frame["finished"] >= frame["wanted"])
-        counts = {"trials_complete": int(frame["complete"].sum()), "trials_pruned": int(frame["pruned"].sum()),
-                  "trials_failed": int(frame["failed"].sum())}
-        for key, value in counts.items():
-            client.log_metric(self.parent_run_id, f"study/{key}", value)
-        if complete:
-            client.set_terminated(self.parent_run_id, "FINISHED")
-        return frame
-
-
-def best_trial(trials):
-    from optuna.trial import TrialState
-
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    return min(done, key=lambda t: t.value) if done else None
-
-
-def study_summary(spec: StudySpec, plans: list[CellPlan], studies: dict):
-    """One row per cell: its best tuning trial (validation objective, learning rate, test BPB) and
-    the counts of trials by state; repeat seeds' test BPB as mean and spread."""
-    import statistics
-
-    import pandas as pd
-    from optuna.trial import TrialState
-
-    rows = []
-    for plan in plans:
-        cell = plan.cell
-        trials = [t for t in studies[cell.id].get_trials(deepcopy=False) if not t.user_attrs.get("retried")]
-        tuning = [t for t in trials if "repeat_seed" not in t.user_attrs]
-        best = best_trial(tuning)
-        logged_fpb = best.user_attrs.get("flops_per_byte") if best else None
-        states = [t.state for t in trials]
-        finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for s in states)
-        row = {"cell": cell.id, "arch": cell.arch, "budget": cell.budget_label, "mixture": cell.mixture_name,
-               "seed": cell.seed, "shape": plan.shape, "params": plan.params, "bytes": plan.bytes,
-               # Compute as the run logged it (data.budget x compute/flops_per_byte), like the report.
-               "flops_per_byte": logged_fpb, "compute": plan.bytes * logged_fpb if logged_fpb else None,
-               "best_trial": best.number if best else None,
-               "lr": best.params["lr"] if best else None,
-               "val_objective": best.value if best else None,
-               "test_bpb": (best.user_attrs.get("test") or {}).get("test/bpb") if best else None,
-               "complete": states.count(TrialState.COMPLETE), "pruned": states.count(TrialState.PRUNED),
-               "failed": states.count(TrialState.FAIL), "finished": finished,
-               "wanted": sum(spec.trials_wanted(cell)),
-               "run_id": best.user_attrs.get("run_id") if best else None}
-        if spec.trials_wanted(cell)[1] and best is not None:
-            seeds = [best] + [t for t in trials if "repeat_seed" in t.user_attrs and t.state == TrialState.COMPLETE]
-            values = [(t.user_attrs.get("test") or {}).get("test/bpb") for t in seeds]
-            values = [v for v in values if v is not None]
-            row["test_bpb_seeds"] = len(values)
-            row["test_bpb_mean"] = statistics.fmean(values) if values else None
-            row["test_bpb_std"] = statistics.stdev(values) if len(values) > 1 else None
-        if cell.phase == "pretrain" or cell.pretrain:
-            row["phase"] = cell.phase
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is dead too.
-    try:
-        with open(f"/proc/{int(pid)}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _die_with_parent() -> None:
-    """In the trial process: be killed if the worker that started it dies (Linux), so a killed
-    worker leaves no trial training unseen."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def _read_result(trial_dir: str | None) -> dict:
-    if not trial_dir:
-        return {}
-    path = Path(trial_dir) / "result.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _host() -> str:
-    """This machine's name in trial records (AUNET_LAB_HOST overrides it: tests stand in for a second host)."""
-    return os.environ.get("AUNET_LAB_HOST") or socket.gethostname()
+        return finish_parent_run(self.tracking_uri, self.parent_run_id, self.spec.folder, self.summary(), refused,
+                                 blocked)
