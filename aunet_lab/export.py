@@ -23,7 +23,7 @@ class ExportError(ValueError):
 def check_split_exportable(split) -> None:
     """An export names its split function so that another process can build it again: a name the
     platform registers, ``regex:PATTERN``, or an importable ``module.path:callable``."""
-    from aunet_lab.data.splitting import _REGISTRY
+    from aunet_lab.data.splitting import registering_module
 
     if not isinstance(split, str):
         raise ExportError(f"split function {split!r} is a Python object: export needs one named by "
@@ -31,8 +31,8 @@ def check_split_exportable(split) -> None:
     head = split.split(":", 1)[0]
     if split.startswith("regex:"):
         return
-    if head in _REGISTRY:
-        module = getattr(_REGISTRY[head].factory, "__module__", "")
+    module = registering_module(head)
+    if module is not None:
         if not module.startswith("aunet_lab"):
             raise ExportError(f"split function {split!r} is registered at run time by {module}: export needs "
                               "it named by import path (module.path:callable)")

@@ -105,10 +105,10 @@ def test_report_from_a_synthetic_store(tmp_path, monkeypatch):
     for title in ("Test bits per byte against training compute", "by language and architecture",
                   "AU-Net minus BPE", "Learning curves", "throughput and MFU", "Appendix"):
         assert title in titles, title
-    # One split function on one mixture: one bar a stage, so no page; its values are a line of the findings.
+    # One split function on one mixture: one bar a stage, too few for a page; its values are a line of the findings.
     assert "AU-Net units per byte" not in titles
     units = next(line for line in report.findings if line.startswith("AU-Net units per byte"))
-    assert "stage2 0." in units and "no page: one bar a stage" in units
+    assert "mix word: stage2 0." in units and "no page: too few bars" in units
     # The CSV holds every run; the figures were drawn (PNG files with more than one colour).
     import pandas as pd
     from PIL import Image

@@ -319,7 +319,7 @@ def _plots(runs: StudyRuns, best, fits) -> dict:
             plots["language_heatmap"] = figures.fig_language_heatmap(best, runs.languages)
             if "bpe" in set(best["arch"]) and len(set(best["arch"])) > 1:
                 plots["aunet_minus_bpe"] = figures.fig_language_difference(best, runs.languages, replicates)
-            plots["transfer"] = multilingual.fig_transfer(best, runs.languages)
+            plots["transfer"] = multilingual.fig_transfer(best, runs.languages, replicates)
         plots["lowresource"] = multilingual.fig_lowresource(best, replicates)
         plots["splits"] = figures.fig_splits(best)
         plots["units_per_byte"] = figures.fig_units(best)

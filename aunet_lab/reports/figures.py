@@ -9,14 +9,18 @@ import math
 import numpy as np
 
 from aunet_lab.intervals import seed_interval
-from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, PAGE, arch_and_style_legend, archs_in, bytes_axes,
-                                     error_bars, figure, heatmap, interval_caption, interval_text, line_styles, plain_y,
-                                     with_script)
+from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, HATCHES, PAGE, arch_and_style_legend, archs_in,
+                                     bytes_axes, error_bars, figure, heatmap, interval_caption, interval_text,
+                                     line_styles, plain_y, with_script)
 
 
 def fig_compute(best, fits):
+    if not fits and best.groupby("arch")["budget"].nunique().max() < 2:
+        return ("Test BPB against training compute: one compute budget per architecture and no frontier fitted "
+                "(the findings say why; no page).")
     fig, ax = figure("Test bits per byte against training compute (each cell's seeds and their mean;\n"
-                     "curves: the fitted frontiers with their widened 95% bands)")
+                     + ("curves: the fitted frontiers with their widened 95% bands)" if fits else
+                        "no frontier fitted: the findings say why)"))
     for arch in archs_in(best):
         rows = best[best["arch"] == arch]
         if arch in fits:  # the cells fitted: one per budget
@@ -31,8 +35,9 @@ def fig_compute(best, fits):
             ax.fill_between(c, lo, hi, color=COLOURS[arch], alpha=0.15, lw=0)
         else:
             stats = [seed_interval(v) for v in rows["test_bpb_seeds"]]
+            seeds = interval_caption(int(rows["seeds"].min()), int(rows["seeds"].max()))
             ax.errorbar(rows["compute"], [s[0] for s in stats], yerr=error_bars(stats), fmt="o", color=COLOURS[arch],
-                        capsize=3, zorder=3, label=f"{ARCH_LABEL[arch]} (no fit; seed means, 95% t-intervals)")
+                        capsize=3, zorder=3, label=f"{ARCH_LABEL[arch]} (no fit; seed means, {seeds})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     plain_y(ax)
@@ -44,6 +49,9 @@ def fig_compute(best, fits):
 
 
 def fig_data_budget(best):
+    if best.groupby(["arch", "mixture"])["bytes"].nunique().max() < 2:
+        return ("Test BPB against data budget: one data budget per architecture and mixture (no page; the cells are "
+                "in the findings and the appendix).")
     fig, ax = figure("Test bits per byte against data budget, by stage depth\n(each cell's mean over its seeds, "
                      f"{interval_caption(int(best['seeds'].min()), int(best['seeds'].max()))})")
     styles = line_styles(best["mixture"])
@@ -105,8 +113,9 @@ def fig_language_difference(best, languages, replicates):
                  for a, d in differences.items() if d and np.isfinite(d[0][0])]
         return (f"AU-Net minus BPE test BPB on {', '.join(languages)}: " + "; ".join(parts) + " (no page: one "
                 "language).") if parts else None
+    n = min((s for row in differences.values() for *_, s in row if s), default=1)
     fig, ax = figure("AU-Net minus BPE test bits per byte, by language (negative: AU-Net better;\n"
-                     "mean over seeds paired by index, with its 95% Student-t interval)")
+                     f"mean over seeds paired by index, {interval_caption(n)})")
     width = 0.8 / max(1, len(differences))
     for k, (arch, row) in enumerate(differences.items()):
         stats = [(m, lo, hi) for m, lo, hi, _ in row]
@@ -116,7 +125,8 @@ def fig_language_difference(best, languages, replicates):
                label=f"{ARCH_LABEL[arch]} (n={n} seed{'s' if n != 1 else ''})")
     bpe = best[best["arch"] == "bpe"]
     bpt = bpe.groupby("mixture")["bytes_per_token"].mean().to_dict()
-    labels = [f"{lang}\n{bpt[lang]:.2f} B/tok" if lang in bpt and bpt[lang] == bpt[lang] else lang for lang in languages]
+    labels = [f"{lang}\n{bpt[lang]:.2f} B/tok" if lang in bpt and bpt[lang] == bpt[lang] else lang
+              for lang in languages]
     ax.set_xticks(np.arange(len(languages)) + 0.4 - width / 2, labels)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("test BPB difference")
@@ -134,11 +144,12 @@ def fig_splits(best):
     fig, ax = figure("Test bits per byte by training mixture: AU-Net split functions against BPE\n"
                      "(hatching: split function; mean over seeds with its 95% Student-t interval)")
     mixtures = sorted(set(best["mixture"]))
-    hatches = dict(zip(splits, ["", "//", "..", "xx", "\\\\", "oo"]))
+    hatches = dict(zip(splits, HATCHES))
     groups = [("bpe", None)] + [(a, sp) for a in archs_in(aunet) for sp in splits]
     width = 0.8 / len(groups)
     for k, (arch, split) in enumerate(groups):
-        rows = best[best["arch"] == arch] if split is None else aunet[(aunet["arch"] == arch) & (aunet["split"] == split)]
+        rows = best[best["arch"] == arch] if split is None else \
+            aunet[(aunet["arch"] == arch) & (aunet["split"] == split)]
         stats = []
         for m in mixtures:
             seeds = rows[rows["mixture"] == m]["test_bpb_seeds"]
@@ -162,23 +173,27 @@ def fig_units(best):
         return None
     mixtures = sorted(set(rows["mixture"]))
     splits = sorted(set(rows["split"]))
-    if len(mixtures) * len(splits) < 2:
-        values = ", ".join(f"{c.rsplit('/', 1)[1]} {rows[c].mean():.3f}" for c in cols)
-        return (f"AU-Net units per byte ({splits[0]} split function on {mixtures[0]}): {values} (a measurement of "
-                "the data, no interval; no page: one bar a stage).")
+    if len(mixtures) * len(splits) < 3:
+        values = "; ".join(f"{m} {s}: " + ", ".join(f"{c.rsplit('/', 1)[1]} {mine[c].mean():.3f}" for c in cols)
+                           for m in mixtures for s in splits
+                           if len(mine := rows[(rows["mixture"] == m) & (rows["split"] == s)]))
+        return (f"AU-Net units per byte (training mixture and split function): {values} (measured on the training "
+                "data: no interval; no page: too few bars).")
     dropped_any = any(c.replace("units_per_byte", "dropped") in rows and
                       (rows[c.replace("units_per_byte", "dropped")].fillna(0) > 0).any() for c in cols)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(cols), figsize=PAGE, squeeze=False)
-    fig.suptitle("AU-Net units per byte by stage, training mixture and split function"
-                 + (" (dropped boundaries in brackets)" if dropped_any else ""), fontsize=14)
+    fig.suptitle("AU-Net units per byte by stage, training mixture and split function\n(measured on the training "
+                 "data: no interval" + ("; dropped boundaries in brackets)" if dropped_any else ")"), fontsize=14)
     width = 0.8 / len(splits)
+    hatches = dict(zip(splits, HATCHES))
     for ax, col in zip(axes[0], cols):
         dropped = col.replace("units_per_byte", "dropped")
         for k, split in enumerate(splits):
             mine = [rows[(rows["mixture"] == m) & (rows["split"] == split)] for m in mixtures]
-            bars = ax.bar(np.arange(len(mixtures)) + k * width, [r[col].mean() for r in mine], width, label=split)
+            bars = ax.bar(np.arange(len(mixtures)) + k * width, [r[col].mean() for r in mine], width, label=split,
+                          color="#9a9a9a", hatch=hatches[split], edgecolor="white")
             if dropped in rows:
                 for bar, r in zip(bars, mine):
                     n = r[dropped].sum()
@@ -201,10 +216,13 @@ def fig_throughput(frame):
         return None
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=PAGE)
-    fig.suptitle("Training throughput and MFU by architecture\n(median over trial runs; whiskers: the "
-                 "runs' interquartile range, n runs under each bar)", fontsize=14)
     archs = archs_in(rows)
+    has_mfu = "mfu" in rows and rows["mfu"].astype(float).notna().any()
+    fig, axes = plt.subplots(1, 2 if has_mfu else 1, figsize=PAGE, squeeze=False)
+    fig.suptitle(("Training throughput and MFU" if has_mfu else "Training throughput") + " by architecture\n(median "
+                 "over trial runs; whiskers: the runs' interquartile range; n runs under each bar)"
+                 + ("" if has_mfu else "\nno MFU: no peak FLOP/s was measured (run `aunet-lab peak` once)"),
+                 fontsize=14)
 
     def quartiles(column):
         out = []
@@ -216,18 +234,13 @@ def fig_throughput(frame):
 
     labels = [f"{ARCH_LABEL[a]}\nn={int((rows['arch'] == a).sum())}" for a in archs]
     speed = quartiles("bytes_per_s")
-    a1.bar(labels, [s[0] for s in speed], yerr=error_bars(speed), capsize=4, color=[COLOURS[a] for a in archs])
-    a1.set_ylabel("bytes per second")
-    mfu = quartiles("mfu")
-    a2.set_ylabel("model FLOPs utilisation")
-    if all(not np.isfinite(v) for v, _, _ in mfu):
-        a2.set_xticks([])
-        a2.set_yticks([])
-        a2.text(0.5, 0.5, "no MFU: no peak FLOP/s was measured\n(run `aunet-lab peak` once)", ha="center",
-                va="center", transform=a2.transAxes)
-    else:
-        a2.bar(labels, [0 if not np.isfinite(v) else v for v, _, _ in mfu], yerr=error_bars(mfu), capsize=4,
-               color=[COLOURS[a] for a in archs])
+    axes[0][0].bar(labels, [s[0] for s in speed], yerr=error_bars(speed), capsize=4, color=[COLOURS[a] for a in archs])
+    axes[0][0].set_ylabel("bytes per second")
+    if has_mfu:
+        mfu = quartiles("mfu")
+        axes[0][1].bar(labels, [0 if not np.isfinite(v) else v for v, _, _ in mfu], yerr=error_bars(mfu), capsize=4,
+                       color=[COLOURS[a] for a in archs])
+        axes[0][1].set_ylabel("model FLOPs utilisation")
     return fig
 
 

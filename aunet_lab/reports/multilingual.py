@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, PAGE, arch_and_style_legend, archs_in, bytes_axes,
-                                     error_bars, figure, heatmap, interval_caption, interval_text, line_styles, seeds_text,
-                                     with_script)
 from aunet_lab.intervals import MIN_ITEMS, accuracy_interval, items_text, seed_interval
+from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, PAGE, arch_and_style_legend, archs_in, bytes_axes,
+                                     error_bars, figure, heatmap, interval_caption, interval_text, line_styles,
+                                     seeds_text, with_script)
 
 
 def _targets(best):
@@ -43,46 +43,62 @@ def transfer_matrix(best, languages: list[str], arch: str, metric: str = "test/b
     return out
 
 
-def fig_transfer(best, languages: list[str]):
+def fig_transfer(best, languages: list[str], replicates=None):
     """Heatmaps of test BPB, training mixture x evaluation language, per architecture, then AU-Net
-    minus BPE for each AU-Net arm (blue: AU-Net better). Needs two training mixtures at least."""
+    minus BPE for each AU-Net arm (blue: AU-Net better) with each entry's 95% Student-t interval,
+    all means over the seed replicates (``seed_replicates``). Needs two training mixtures at least."""
     if best["mixture"].nunique() < 2:
         return None
     archs = archs_in(best)
-    matrices = {a: transfer_matrix(best, languages, a) for a in archs}
-    if not any(_transfer_entries(best, m, a)[1] for a, m in matrices.items()):
+    if not any(_transfer_entries(best, transfer_matrix(best, languages, a), a)[1] for a in archs):
         return None  # every cell evaluated on its own languages only: nothing transfers
     import matplotlib.pyplot as plt
 
-    diffs = {a: matrices[a] - matrices["bpe"].reindex_like(matrices[a]) for a in archs
-             if a != "bpe" and "bpe" in matrices}
-    panels = [(ARCH_LABEL[a], matrices[a], "viridis_r") for a in archs]
-    panels += [(f"{ARCH_LABEL[a]} minus BPE", d, "RdBu_r") for a, d in diffs.items()]
+    replicates = replicates or [best]
+    per_seed = {a: [transfer_matrix(r, languages, a) for r in replicates] for a in archs}
+    matrices = {a: sum(ms) / len(ms) for a, ms in per_seed.items()}
+    diffs = {a: [m - b.reindex_like(m) for m, b in zip(per_seed[a], per_seed["bpe"])] for a in archs
+             if a != "bpe" and "bpe" in per_seed}
+    panels = [(ARCH_LABEL[a], matrices[a], "viridis_r", None) for a in archs]
+    panels += [(f"{ARCH_LABEL[a]} minus BPE", sum(d) / len(d), "RdBu_r", _difference_labels(d))
+               for a, d in diffs.items()]
     if "bpe" in matrices:
         # BPE's history in bytes shrinks where its tokenizer's tokens are short (scripts it never
         # saw): a property of BPE, shown beside the scores and not corrected.
         context = transfer_matrix(best, languages, "bpe", "test/context_bytes")
         if np.isfinite(context.to_numpy(float)).any():
-            panels.append(("BPE mean history (bytes)", context, "cividis"))
+            panels.append(("BPE mean history (bytes)", context, "cividis", None))
     fig, axes = plt.subplots(1, len(panels), figsize=(max(PAGE[0], 4.2 * len(panels)), PAGE[1]), squeeze=False)
-    fig.suptitle("Transfer: test bits per byte, training mixture (rows) x evaluation language (columns)",
-                 fontsize=15)
+    fig.suptitle("Transfer: test bits per byte, training mixture (rows) x evaluation language (columns), mean over "
+                 f"seeds;\nAU-Net minus BPE paired by seed, ± half its interval ({interval_caption(len(replicates))})",
+                 fontsize=14)
     finite = np.concatenate([m.to_numpy().ravel() for m in matrices.values()])
     finite = finite[np.isfinite(finite)]
     vmin, vmax = (finite.min(), finite.max()) if finite.size else (0, 1)
-    for ax, (title, matrix, cmap) in zip(axes[0], panels):
+    for ax, (title, matrix, cmap, labels) in zip(axes[0], panels):
         values = matrix.to_numpy(float)
-        if cmap == "RdBu_r":
-            heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:+.1f}", cmap)
-        elif cmap == "cividis":
-            heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.0f}", cmap)
-        else:
-            im = heatmap(ax, values, list(matrix.index), list(matrix.columns), "{:.1f}", cmap)
+        fmt = {"RdBu_r": "{:+.1f}", "cividis": "{:.0f}"}.get(cmap, "{:.1f}")
+        im = heatmap(ax, values, list(matrix.index), list(matrix.columns), fmt, cmap, labels=labels)
+        if cmap == "viridis_r":
             im.set_clim(vmin, vmax)
         ax.set_title(title)
         ax.tick_params(axis="x", labelrotation=45)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
+
+
+def _difference_labels(per_seed: list[pd.DataFrame]) -> list[list[str]]:
+    """Each entry of a per-seed difference as its mean, and with two seeds or more ``±0.3`` below
+    it (half the 95% Student-t interval over the seeds)."""
+    mean = sum(per_seed) / len(per_seed)
+    labels = []
+    for m in mean.index:
+        row = []
+        for c in mean.columns:
+            _, lo, hi = seed_interval([float(d.loc[m, c]) for d in per_seed])
+            row.append(f"{mean.loc[m, c]:+.1f}" + (f"\n±{(hi - lo) / 2:.1f}" if np.isfinite(lo) else ""))
+        labels.append(row)
+    return labels
 
 
 def _transfer_entries(best, matrix: pd.DataFrame, arch: str) -> tuple[list[float], list[float]]:
@@ -293,7 +309,8 @@ def fig_diagnostics(best, replicates=None):
     split = diagnostics_split(best)
     n = len(replicates)
     fig.suptitle("AU-Net diagnostics: test bits per byte by offset within the word, by boundary level "
-                 f"and by script\n(mean over seeds, {interval_caption(n)}" + (f"; split function: {split})" if split else ")"),
+                 f"and by script\n(mean over seeds, {interval_caption(n)}"
+                 + (f"; split function: {split})" if split else ")"),
                  fontsize=13)
     languages = sorted(set().union(*(set(t["language"]) for t in tables.values())))
     colour = dict(zip(languages, plt.get_cmap("tab10").colors))

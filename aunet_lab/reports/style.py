@@ -12,6 +12,7 @@ COLOURS = {"bpe": "#4c72b0", "aunet1": "#8c8c8c", "aunet2": "#dd8452", "aunet3":
 # Dotted is kept for reference lines (chance, a pretrained model before any target bytes).
 LINE_STYLES = ["-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (2, 1))]
 PAGE = (11.0, 8.5)  # inches, landscape letter
+HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]  # split functions, where colour is the architecture
 
 
 def archs_in(frame) -> list[str]:
@@ -68,7 +69,9 @@ def error_bars(stats) -> np.ndarray | None:
     return np.nan_to_num(err, nan=0.0) if np.isfinite(err).any() else None
 
 
-def heatmap(ax, matrix, rows, cols, fmt="{:.2f}", cmap="viridis_r"):
+def heatmap(ax, matrix, rows, cols, fmt="{:.2f}", cmap="viridis_r", labels=None):
+    """``matrix`` as a heatmap with each finite value written in its cell (``labels``: the text to
+    write instead, e.g. a value with its interval)."""
     im = ax.imshow(matrix, cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(cols)), cols)
     ax.set_yticks(range(len(rows)), rows)
@@ -82,7 +85,8 @@ def heatmap(ax, matrix, rows, cols, fmt="{:.2f}", cmap="viridis_r"):
         for j in range(len(cols)):
             if np.isfinite(matrix[i, j]):
                 dark = abs(matrix[i, j]) > span / 2 if diverging else matrix[i, j] > mid
-                ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=10,
+                text = labels[i][j] if labels is not None else fmt.format(matrix[i, j])
+                ax.text(j, i, text, ha="center", va="center", fontsize=10 if labels is None else 8,
                         color="white" if dark else "black")
     return im
 
