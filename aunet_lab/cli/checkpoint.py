@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aunet_lab.cli.common import UserError
+from aunet_lab.cli.common import UserError, check_option
 
 
 def cmd_generate(args) -> int:
@@ -10,12 +10,10 @@ def cmd_generate(args) -> int:
 
     from aunet_lab.training.checkpoint import CheckpointError, generate_from_checkpoint
 
-    if args.max_new < 1:
-        raise UserError(f"--max-new: expected at least 1 byte, got {args.max_new}")
-    if not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise UserError(f"--temperature: expected a number >= 0 (0: greedy), got {args.temperature}")
-    if not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
-        raise UserError(f"--top-p: expected a number in (0, 1], got {args.top_p}")
+    check_option(args.max_new >= 1, "--max-new", "at least 1 byte", args.max_new)
+    check_option(math.isfinite(args.temperature) and args.temperature >= 0, "--temperature",
+                 "a number >= 0 (0: greedy)", args.temperature)
+    check_option(math.isfinite(args.top_p) and 0 < args.top_p <= 1, "--top-p", "a number in (0, 1]", args.top_p)
     try:
         args.prompt.encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 reach argv as lone surrogates

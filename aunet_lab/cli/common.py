@@ -24,3 +24,9 @@ def one_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of usage + message
         raise UserError(f"{self.prog}: {message}")
+
+
+def check_option(ok: bool, option: str, expected: str, value) -> None:
+    """Refuse an option's value in one line (``--workers: expected at least 1, got 0``) unless ``ok``."""
+    if not ok:
+        raise UserError(f"{option}: expected {expected}, got {value}")

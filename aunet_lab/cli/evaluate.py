@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aunet_lab.cli.common import UserError
+from aunet_lab.cli.common import UserError, check_option
 
 
 def _eval_lm_harness(args) -> int:
@@ -22,8 +22,7 @@ def _eval_lm_harness(args) -> int:
         raise UserError("--lm-eval: needs --out DIR for the harness's results JSON")
     if args.include_path is not None and not Path(args.include_path).is_dir():
         raise UserError(f"--include-path {args.include_path}: no such folder")
-    if args.limit is not None and not args.limit > 0:
-        raise UserError(f"--limit: expected a positive number, got {args.limit}")
+    check_option(args.limit is None or args.limit > 0, "--limit", "a positive number", args.limit)
     from aunet_lab.paths import check_folder
 
     check_folder(args.out, f"--out {args.out}", UserError)
@@ -69,8 +68,7 @@ def cmd_eval(args) -> int:
     for s in suites:
         if s not in SUITES:
             raise UserError(f"--suite: unknown suite {s!r} (known: {', '.join(SUITES)})")
-    if args.per_task < 1:
-        raise UserError(f"--per-task: expected at least 1 item per task, got {args.per_task}")
+    check_option(args.per_task >= 1, "--per-task", "at least 1 item per task", args.per_task)
     languages = [lang.strip() for lang in args.languages.split(",")] if args.languages else None
     if args.out is not None:
         from aunet_lab.paths import check_folder

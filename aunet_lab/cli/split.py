@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aunet_lab.cli.common import Parser, UserError
+from aunet_lab.cli.common import Parser, UserError, check_option
 
 
 def _visible(unit: bytes) -> str:
@@ -67,10 +67,8 @@ def cmd_split_show(args) -> int:
 def cmd_split_check(args) -> int:
     from aunet_lab.data.splitting import check_stability, stability_corpus
 
-    if args.max_bytes < 1:
-        raise UserError(f"--max-bytes: expected at least 1 byte, got {args.max_bytes}")
-    if args.generated < 0:
-        raise UserError(f"--generated: expected 0 or more texts, got {args.generated}")
+    check_option(args.max_bytes >= 1, "--max-bytes", "at least 1 byte", args.max_bytes)
+    check_option(args.generated >= 0, "--generated", "0 or more texts", args.generated)
     split = _split_function(args.spec)
     texts = stability_corpus(seed=args.seed, generated=args.generated)
     if args.file:

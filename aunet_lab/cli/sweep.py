@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aunet_lab.cli.common import UserError
+from aunet_lab.cli.common import UserError, check_option
 
 
 def cmd_sweep(args) -> int:
@@ -20,8 +20,7 @@ def cmd_sweep(args) -> int:
     from aunet_lab.sweep.storage import StorageError
     from aunet_lab.mlflow_client import TrackingError
 
-    if args.workers < 1:
-        raise UserError(f"--workers: expected at least 1, got {args.workers}")
+    check_option(args.workers >= 1, "--workers", "at least 1", args.workers)
     if args.check and (args.plan or args.json):
         raise UserError("--check: validates only; not with --plan or --json")
     console = Console(stderr=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aunet_lab.cli.common import UserError
+from aunet_lab.cli.common import UserError, check_option
 
 
 def cmd_train(args) -> int:
@@ -54,12 +54,10 @@ def cmd_peak(args) -> int:
     from aunet_lab.data.corpus import default_cache
     from aunet_lab.training.callbacks import measure_peak_flops, save_peak
 
-    if args.max_size < 64:
-        raise UserError(f"--max-size: expected a matrix side of at least 64, got {args.max_size}")
-    if args.repeats < 1:
-        raise UserError(f"--repeats: expected at least 1, got {args.repeats}")
-    if args.device not in (None, "cpu") and not str(args.device).startswith("cuda"):
-        raise UserError(f"--device: expected cpu or cuda, got {args.device!r}")
+    check_option(args.max_size >= 64, "--max-size", "a matrix side of at least 64", args.max_size)
+    check_option(args.repeats >= 1, "--repeats", "at least 1", args.repeats)
+    check_option(args.device in (None, "cpu") or str(args.device).startswith("cuda"), "--device", "cpu or cuda",
+                 repr(args.device))
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[args.dtype]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     result = measure_peak_flops(dtype, device, args.max_size, args.repeats)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aunet_lab.cli.common import UserError
+from aunet_lab.cli.common import UserError, check_option
 
 
 def training_view_urls(uri: str, base: str, limit: int = 10) -> list[tuple[str, dict[str, str]]]:
@@ -28,10 +28,8 @@ def cmd_ui(args) -> int:
 
     from aunet_lab.mlflow_client import TrackingError, check_tracking_uri, resolve_tracking_uri
 
-    if not 1 <= args.port <= 65535:
-        raise UserError(f"--port: expected 1-65535, got {args.port}")
-    if args.workers < 1:
-        raise UserError(f"--workers: expected at least 1, got {args.workers}")
+    check_option(1 <= args.port <= 65535, "--port", "1-65535", args.port)
+    check_option(args.workers >= 1, "--workers", "at least 1", args.workers)
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
         raise UserError(f"--tracking-uri {uri}: that is an MLflow server, whose UI is already at {uri}; "
