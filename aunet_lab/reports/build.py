@@ -17,7 +17,7 @@ from aunet_lab.reports.collect import StudyRuns, collect
 from aunet_lab.reports.coverage import Coverage, calibrate
 from aunet_lab.reports.fits import BOOTSTRAP, FitError, FrontierFit, compute_multiplier, fit_chinchilla, fit_frontier
 from aunet_lab.reports.pages import table_pages, text_page, text_pages
-from aunet_lab.reports.style import ARCH_LABEL, archs_in, interval_text, seeds_text
+from aunet_lab.reports.style import ARCH_LABEL, ARCH_ORDER, archs_in, interval_text, seeds_text
 
 
 @dataclass
@@ -154,7 +154,9 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
         keyed = {(r.budget, r.mixture, r.arch, r.split): r for r in best.itertuples()}
         bpe = {(r.budget, r.mixture): r for r in best.itertuples() if r.arch == "bpe"}
         several_splits = best[best["arch"] != "bpe"]["split"].nunique() > 1
-        order = sorted(keyed, key=lambda k: (keyed[k].bytes or 0, keyed[k].compute or 0, k))
+        # budget by budget (by its size), then mixture, architecture and split function
+        order = sorted(keyed, key=lambda k: (keyed[k].bytes or 0, k[0], k[1], ARCH_ORDER.index(k[2])
+                                             if k[2] in ARCH_ORDER else len(ARCH_ORDER), k[3]))
         for budget, mixture, arch, split in order:
             r = keyed[(budget, mixture, arch, split)]
             b = bpe.get((budget, mixture))

@@ -141,8 +141,9 @@ def fig_splits(best):
     splits = sorted(set(aunet["split"]))
     if len(splits) < 2:
         return None
-    fig, ax = figure("Test bits per byte by training mixture: AU-Net split functions against BPE\n"
-                     "(hatching: split function; mean over seeds with its 95% Student-t interval)")
+    seeds = interval_caption(int(best["seeds"].min()), int(best["seeds"].max()))
+    fig, ax = figure(f"Test bits per byte by training mixture: AU-Net split functions against BPE\n(hatching: split "
+                     f"function; mean over seeds, {seeds})")
     mixtures = sorted(set(best["mixture"]))
     hatches = dict(zip(splits, HATCHES))
     groups = [("bpe", None)] + [(a, sp) for a in archs_in(aunet) for sp in splits]

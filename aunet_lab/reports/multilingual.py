@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from aunet_lab.intervals import MIN_ITEMS, accuracy_interval, items_text, seed_interval
-from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, PAGE, arch_and_style_legend, archs_in, bytes_axes,
-                                     error_bars, figure, heatmap, interval_caption, interval_text, line_styles,
-                                     seeds_text, with_script)
+from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, LANGUAGE_COLOURS, PAGE, arch_and_style_legend, archs_in,
+                                     bytes_axes, error_bars, figure, heatmap, interval_caption, interval_text,
+                                     line_styles, seeds_text, with_script)
 
 
 def _targets(best):
@@ -313,7 +313,7 @@ def fig_diagnostics(best, replicates=None):
                  + (f"; split function: {split})" if split else ")"),
                  fontsize=13)
     languages = sorted(set().union(*(set(t["language"]) for t in tables.values())))
-    colour = dict(zip(languages, plt.get_cmap("tab10").colors))
+    colour = {lang: LANGUAGE_COLOURS[k % len(LANGUAGE_COLOURS)] for k, lang in enumerate(languages)}
     offset = tables["offset"]
     for lang in sorted(set(offset["language"])):
         rows = offset[offset["language"] == lang].sort_values("offset")

@@ -12,6 +12,8 @@ COLOURS = {"bpe": "#4c72b0", "aunet1": "#8c8c8c", "aunet2": "#dd8452", "aunet3":
 # Dotted is kept for reference lines (chance, a pretrained model before any target bytes).
 LINE_STYLES = ["-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (2, 1))]
 PAGE = (11.0, 8.5)  # inches, landscape letter
+# Evaluation languages on AU-Net-only pages: none of the architectures' colours.
+LANGUAGE_COLOURS = ["#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f", "#393b79", "#637939", "#ad494a"]
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]  # split functions, where colour is the architecture
 
 
