@@ -174,7 +174,10 @@ def needed_factor(point, lo, hi, truth):
 
 def percentile_interval(draws, axis=-1):
     """The 2.5th and 97.5th percentiles of ``draws`` along ``axis`` (NaN draws left out)."""
-    with np.errstate(all="ignore"):
+    import warnings
+
+    with warnings.catch_warnings():  # an all-NaN slice (no finite draw) is NaN, said where it is used
+        warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanpercentile(draws, [2.5, 97.5], axis=axis)
     return lo, hi
 
