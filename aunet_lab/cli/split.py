@@ -1,4 +1,5 @@
-"""`aunet-lab split list|show|check`: the registered split functions, a text's units, their stability."""
+"""`aunet-lab split list|show|check|train-entropy`: the registered split functions, a text's units, their
+stability, and the boundary model of the ``entropy`` split function."""
 
 from __future__ import annotations
 
@@ -83,11 +84,74 @@ def cmd_split_check(args) -> int:
     return 0 if report.stable else 1
 
 
+def _training_texts(manifest_path: str, languages: str, cache, max_bytes: int) -> dict[str, list[str]]:
+    """Each language's training documents in id order, whole, up to ``max_bytes`` of UTF-8."""
+    from aunet_lab.data.corpus import CorpusError, default_cache, documents
+    from aunet_lab.data.manifest import ManifestError, load_manifest
+
+    try:
+        manifest = load_manifest(manifest_path)
+    except ManifestError as err:
+        raise UserError(str(err)) from None
+    chosen = [x for x in languages.split(",") if x]
+    unknown = [x for x in chosen if x not in manifest.languages]
+    if not chosen or unknown:
+        raise UserError(f"--languages {languages}: {', '.join(unknown) or 'none given'} not in {manifest_path} "
+                        f"(has: {', '.join(manifest.languages)})")
+    texts = {}
+    for lang in chosen:
+        texts[lang], size = [], 0
+        try:
+            for doc in documents(manifest, lang, "train", Path(cache) if cache else default_cache()):
+                texts[lang].append(doc["text"])
+                size += len(doc["text"].encode("utf-8", "surrogateescape"))
+                if size >= max_bytes:
+                    break
+        except CorpusError as err:
+            raise UserError(str(err)) from None
+    return texts
+
+
+def cmd_split_train_entropy(args) -> int:
+    from aunet_lab.data.dataconfig import DataConfigError, parse_bytes
+    from aunet_lab.data.splitting.entropy import ByteModelConfig
+    from aunet_lab.training.entropy_boundaries import EntropyTrainConfig, train_entropy_model
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: a folder (expected a file path, e.g. boundaries/entropy.pt)")
+    if out.exists() and not args.force:
+        raise UserError(f"--out {out}: exists (--force to replace it)")
+    try:
+        max_bytes = parse_bytes(args.max_bytes, "--max-bytes")
+        targets = tuple(float(t) for t in args.targets.split(","))
+        config = EntropyTrainConfig(ByteModelConfig(args.dim, args.layers, args.heads, args.block), args.steps,
+                                    args.batch_size, args.lr, args.seed, targets)
+    except (ValueError, DataConfigError) as err:
+        raise UserError(f"split train-entropy: {err}") from None
+    texts = _training_texts(args.manifest, args.languages, args.cache, max_bytes)
+    info = {"manifest": str(args.manifest), "languages": sorted(texts)}
+
+    def progress(step, loss):
+        print(f"step {step}/{config.steps}: loss {loss / 0.6931471805599453:.3f} bits per byte", flush=True)
+
+    try:
+        result = train_entropy_model(texts, config, out, info, progress)
+    except ValueError as err:
+        raise UserError(f"split train-entropy: {err}") from None
+    print(f"entropy boundary model: {result.path} (sha256 {result.sha256[:16]}; {result.train_bytes:,} training "
+          f"bytes, {result.seconds:.0f} s); thresholds " + ", ".join(f"{t:.3f}" for t in result.thresholds)
+          + " bits")
+    for lang, rates in result.bytes_per_unit.items():
+        print(f"  {lang}: bytes per unit " + ", ".join(f"stage {k} {r:.1f}" for k, r in enumerate(rates, start=2)))
+    print(f"use it as the split function entropy:{result.path} (check it: aunet-lab split check entropy:{result.path})")
+    return 0
+
+
 def add_split_parser(sub) -> None:
-    split = sub.add_parser("split", help="split functions: list, show, check")
+    split = sub.add_parser("split", help="split functions: list, show, check, train-entropy")
     split_sub = split.add_subparsers(dest="split_command", required=True, parser_class=Parser)
-    p = split_sub.add_parser("list", help="registered split functions")
-    p.set_defaults(func=cmd_split_list)
+    split_sub.add_parser("list", help="registered split functions").set_defaults(func=cmd_split_list)
     p = split_sub.add_parser("show", help="print the units of every stage for a text")
     p.add_argument("spec", help="name, regex:PATTERN or module.path:callable")
     p.add_argument("text", nargs="?", help="text to split")
@@ -100,3 +164,21 @@ def add_split_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the generated texts")
     p.add_argument("--max-bytes", type=int, default=400, help="bytes of each text whose prefixes are checked")
     p.set_defaults(func=cmd_split_check)
+    p = split_sub.add_parser("train-entropy", help="train the boundary model of the entropy split function")
+    p.add_argument("manifest", help="a corpus manifest (prepared: aunet-lab data prepare MANIFEST)")
+    p.add_argument("--languages", required=True, help="comma-separated languages whose training split it learns")
+    p.add_argument("--out", required=True, help="the model file to write (then: entropy:PATH)")
+    p.add_argument("--targets", default="5,10,20",
+                   help="bytes per unit of stage 2, 3, ... on the training text, increasing (default 5,10,20)")
+    p.add_argument("--max-bytes", default="1MB", help="training text per language (default 1MB)")
+    p.add_argument("--steps", type=int, default=300, help="optimiser steps (default 300)")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per step (default 32)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    p.add_argument("--dim", type=int, default=64, help="model width (default 64)")
+    p.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
+    p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    p.add_argument("--block", type=int, default=32, help="bytes per block; the model reads 2 (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and sampling (default 0)")
+    p.add_argument("--cache", help="prepared-corpus cache (default: $AUNET_LAB_CACHE or ~/.cache/aunet_lab)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_split_train_entropy)

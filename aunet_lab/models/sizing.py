@@ -122,6 +122,7 @@ class FlopsReport:
     head: float
     bytes_per_unit: list[float]
     flops_per_unit: list[float] = field(default_factory=list)
+    boundary: float = 0.0  # a learned split function's own model, forward only (in ``total``)
 
     @property
     def total_with_head(self) -> float:
@@ -154,7 +155,11 @@ def flops_per_byte(model_or_config, seq_len: int = 8192, bytes_per_unit: list[fl
         per_unit.append(f)
         per_byte.append(f / bpu[i])
     head = 6 * config.stages[0].dim * config.vocab_size
-    return FlopsReport(per_byte, sum(per_byte), head, bpu, per_unit)
+    from aunet_lab.data.splitting import get_split_function
+
+    split = get_split_function(config.split)
+    boundary = float(split.flops_per_byte()) if hasattr(split, "flops_per_byte") else 0.0
+    return FlopsReport(per_byte, sum(per_byte) + boundary, head, bpu, per_unit, boundary)
 
 
 def model_flops(model_config, window: int, measured: dict | None):

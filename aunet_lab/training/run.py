@@ -410,6 +410,9 @@ def _log_run_setup(config, module, dm, client, run_id, run_dir, max_steps, extra
                    "compute.flops_per_byte": repr(module.counted_flops_per_byte),
                    "compute.head_flops_per_byte": repr(module.head_flops_per_byte),
                    "trainer.max_steps_resolved": str(max_steps), "data.window": str(dm.window),
+                   # a learned split function: which boundary model, by content (its path may change)
+                   **({"data.split_sha256": module.model.split.sha256}
+                      if getattr(getattr(module.model, "split", None), "sha256", "") else {}),
                    **{k: str(v) for k, v in (extra_params or {}).items()}})
     have = client.get_run(run_id).data
     items = [Param(k, v) for k, v in params.items() if k not in have.params]

@@ -114,6 +114,19 @@ def _stride(args):
     return StrideSplit(_parse_ints(args, "strides") if args else (4,), name="stride" + (f":{args}" if args else ""))
 
 
+@register_split_function(
+    "entropy",
+    "learned from data: a unit ends where a small byte model's next-byte entropy is high (entropy:PATH, "
+    "a model from `aunet-lab split train-entropy`)",
+)
+def _entropy(args):
+    if not args:
+        raise ValueError("expected entropy:PATH (a boundary model from `aunet-lab split train-entropy`)")
+    from aunet_lab.data.splitting.entropy import EntropySplit
+
+    return EntropySplit.load(args)
+
+
 # --------------------------------------------------------------------------------------------
 # Resolving specs
 # --------------------------------------------------------------------------------------------
