@@ -38,16 +38,16 @@ def run_cli(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
-def test_trained_thresholds_hit_their_targets_on_the_training_text(boundary_model):
+def test_trained_budgets_hit_their_targets_on_the_training_text(boundary_model):
     path, result = boundary_model
     split = get_split_function(f"entropy:{path}")
-    assert split.max_level == 2 and result.thresholds[0] < result.thresholds[1]
+    assert split.max_level == 2 and 0 < result.budgets[0] < result.budgets[1]
     assert split.sha256 == result.sha256 and len(split.sha256) == 64
     texts = [t for lang in ("en", "de", "ru", "zh", "ja") for t in udhr_articles(lang)[:8]]
     levels, _ = byte_levels_batch(texts, split)
-    # chosen on exactly this text: the mean bytes per unit is the target, up to ties at the threshold
-    assert len(levels) / int((levels >= 1).sum()) == pytest.approx(4.0, rel=0.05)
-    assert len(levels) / int((levels >= 2).sum()) == pytest.approx(12.0, rel=0.05)
+    # chosen on exactly this text: the mean bytes per unit is about the target
+    assert len(levels) / int((levels >= 1).sum()) == pytest.approx(4.0, rel=0.1)
+    assert len(levels) / int((levels >= 2).sum()) == pytest.approx(12.0, rel=0.1)
 
 
 def test_split_check_passes_from_the_cli(boundary_model):
@@ -62,23 +62,23 @@ def test_stable_at_byte_granularity_across_scripts_and_broken_utf8(boundary_mode
     assert report.stable and report.prefixes == len(MIXED) - 1 + len(BROKEN) - 1, report.summary()
 
 
-def test_levels_nest_by_threshold(boundary_model):
+def test_levels_nest_by_budget(boundary_model):
     path, result = boundary_model
-    low, high = result.thresholds
-    both = EntropySplit.load(path)
-    only_low, only_high = EntropySplit.load(path, [low]), EntropySplit.load(path, [high])
-    levels = byte_levels(BROKEN, both)
-    # stage 3's boundaries are stage 2's with the higher threshold: a subset, never a new place
-    assert torch.equal(levels >= 1, byte_levels(BROKEN, only_low) >= 1)
-    assert torch.equal(levels >= 2, byte_levels(BROKEN, only_high) >= 1)
+    low, high = result.budgets
+    levels = byte_levels(BROKEN, EntropySplit.load(path))
+    # stage 3 closes a unit where its own, larger budget runs out, whatever stage 2 did; each of its
+    # boundaries is a stage-2 boundary too (one level per byte), and stage 2 restarts there
+    assert torch.equal(levels >= 2, byte_levels(BROKEN, EntropySplit.load(path, [high])) >= 1)
+    alone = byte_levels(BROKEN, EntropySplit.load(path, [low])) >= 1
     assert 0 < int((levels >= 2).sum()) < int((levels >= 1).sum())
+    assert not torch.equal(levels >= 1, alone) or not (levels >= 2).any()
     with pytest.raises(ValueError, match="increasing"):
         EntropySplit.load(path, [high, low])
 
 
 def test_never_a_boundary_inside_a_character_or_on_a_bad_byte(boundary_model):
     path, _ = boundary_model
-    everywhere = EntropySplit.load(path, [-1.0])  # every candidate is a boundary: the candidates show
+    everywhere = EntropySplit.load(path, [1e-12])  # every candidate is a boundary: the candidates show
     levels = byte_levels(BROKEN, everywhere)
     text = BROKEN.decode("utf-8", "surrogateescape")
     ends, i = set(), 0
@@ -139,7 +139,7 @@ def test_train_entropy_cli_on_a_prepared_corpus_and_its_refusals(tmp_path):
             "--steps", "25", "--dim", "32", "--layers", "1", "--heads", "2", "--block", "8", "--targets", "3,9"]
     code, printed, err = run_cli(*args)
     assert code == 0 and out.is_file(), err
-    assert "thresholds" in printed and "en: bytes per unit stage 2" in printed and f"entropy:{out}" in printed
+    assert "budgets" in printed and "en: bytes per unit stage 2" in printed and f"entropy:{out}" in printed
     assert get_split_function(f"entropy:{out}").max_level == 2
     before = out.read_bytes()
     for argv, expect in [

@@ -140,7 +140,7 @@ def cmd_split_train_entropy(args) -> int:
     except ValueError as err:
         raise UserError(f"split train-entropy: {err}") from None
     print(f"entropy boundary model: {result.path} (sha256 {result.sha256[:16]}; {result.train_bytes:,} training "
-          f"bytes, {result.seconds:.0f} s); thresholds " + ", ".join(f"{t:.3f}" for t in result.thresholds)
+          f"bytes, {result.seconds:.0f} s); budgets " + ", ".join(f"{b:.2f}" for b in result.budgets)
           + " bits")
     for lang, rates in result.bytes_per_unit.items():
         print(f"  {lang}: bytes per unit " + ", ".join(f"stage {k} {r:.1f}" for k, r in enumerate(rates, start=2)))

@@ -1,6 +1,6 @@
 """The boundary model of the ``entropy`` split function: a flat byte transformer trained on a
-corpus's training split (next-byte loss, windows of two blocks), then one entropy threshold per
-stage chosen on that same text so that each stage has its target bytes per unit."""
+corpus's training split (next-byte loss, windows of two blocks), then one entropy budget per stage,
+chosen on that same text so that each stage has its target bytes per unit."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from pathlib import Path
 import torch
 
 from aunet_lab.data.byte_ids import BOS_ID
-from aunet_lab.data.splitting.entropy import (ByteEntropyModel, ByteModelConfig, EntropySplit, entropies, save_model,
-                                              thresholds_for)
+from aunet_lab.data.splitting.entropy import (ByteEntropyModel, ByteModelConfig, EntropySplit, budget_levels,
+                                              entropies, save_model)
 from aunet_lab.data.splitting.unicode_classes import _char_byte_ends, _codepoints
+
+
+MEASURED_BYTES = 64_000  # per language, for choosing the budgets (a pass over it per bisection step)
 
 
 @dataclass
@@ -43,7 +46,7 @@ class EntropyTrainConfig:
 class EntropyTrainResult:
     path: Path
     sha256: str
-    thresholds: list[float]
+    budgets: list[float]
     final_loss: float
     train_bytes: int
     seconds: float
@@ -60,7 +63,7 @@ def _stream(texts: list[str]) -> torch.Tensor:
 
 def train_entropy_model(texts_by_language: dict[str, list[str]], config: EntropyTrainConfig, out: Path,
                         info: dict | None = None, progress=None) -> EntropyTrainResult:
-    """Train on every language's texts (documents, BOS before each), choose the thresholds on the
+    """Train on every language's texts (documents, BOS before each), choose the budgets on the
     same texts, and save the model to ``out``. ``progress(step, loss)`` is called every 25 steps."""
     start = time.monotonic()
     torch.manual_seed(config.seed)
@@ -88,28 +91,65 @@ def train_entropy_model(texts_by_language: dict[str, list[str]], config: Entropy
         if progress is not None and (step + 1) % 25 == 0:
             progress(step + 1, float(loss.detach()))
     model = model.double().eval()
-    ends, total = [], 0
-    for text in texts:
+    documents = []
+    for text in _measured(texts_by_language):
         seq = [BOS_ID] + list(text.encode("utf-8", "surrogateescape"))
-        entropy = entropies(model, [seq])[0]
-        char_ends, escaped = _char_byte_ends(_codepoints(text))
-        ends.append(entropy[char_ends[~escaped] + 1])
-        total += len(seq) - 1
-    thresholds = _increasing(thresholds_for(torch.cat(ends), total, list(config.targets)))
-    sha = save_model(out, model, thresholds, targets=list(config.targets), train_bytes=total, steps=config.steps,
+        ends, escaped = _char_byte_ends(_codepoints(text))
+        char_end = [False] * (len(seq) - 1)
+        for e in ends[~escaped].tolist():
+            char_end[e] = True
+        documents.append((entropies(model, [seq])[0][:-1].tolist(), char_end))
+    budgets = choose_budgets(documents, list(config.targets))
+    total = sum(len(text.encode("utf-8", "surrogateescape")) for text in texts)
+    sha = save_model(out, model, budgets, targets=list(config.targets), train_bytes=total, steps=config.steps,
                      final_loss_bits=float(loss.detach()) / math.log(2), seed=config.seed, **(info or {}))
     split = EntropySplit.load(out)
     rates = {lang: bytes_per_unit(split, docs) for lang, docs in sorted(texts_by_language.items())}
-    return EntropyTrainResult(Path(out), sha, thresholds, float(loss.detach()) / math.log(2), total,
+    return EntropyTrainResult(Path(out), sha, budgets, float(loss.detach()) / math.log(2), total,
                               time.monotonic() - start, rates)
 
 
-def _increasing(thresholds: list[float]) -> list[float]:
-    """Ties (a small text with few distinct entropies) nudged apart so the levels stay distinct."""
+def _measured(texts_by_language: dict[str, list[str]], per_language: int = MEASURED_BYTES) -> list[str]:
+    """The text budgets are chosen on: each language's first documents, up to ``per_language`` bytes."""
     out = []
-    for t in thresholds:
-        out.append(t if not out or t > out[-1] else math.nextafter(out[-1], math.inf))
+    for lang in sorted(texts_by_language):
+        size = 0
+        for text in texts_by_language[lang]:
+            if size >= per_language:
+                break
+            out.append(text)
+            size += len(text.encode("utf-8", "surrogateescape"))
     return out
+
+
+def choose_budgets(documents: list[tuple[list[float], list[bool]]], targets: list[float],
+                   steps: int = 16) -> list[float]:
+    """Budgets (bits, one per stage, increasing) giving about ``targets`` bytes per unit over
+    ``documents`` (each: its bytes' entropies and which bytes end a character). A stage's units
+    depend only on its own budget and the stages above it, so budgets are found top down, each by
+    bisection (in log space) below the one above it; bytes per unit grow with the budget."""
+    total = sum(len(bits) for bits, _ in documents)
+    mean_bits = sum(sum(bits) for bits, _ in documents) / max(1, total)
+    budgets = [t * mean_bits for t in targets]
+
+    def rate(trial: list[float], level: int) -> float:
+        units = sum(sum(1 for x in budget_levels(bits, ends, trial) if x >= level) for bits, ends in documents)
+        return total / max(1, units)
+
+    for k in reversed(range(len(targets))):
+        hi = budgets[k + 1] if k + 1 < len(budgets) else 8 * budgets[k]
+        lo = hi / 1000
+        for _ in range(steps):
+            mid = math.sqrt(lo * hi)
+            if rate(budgets[:k] + [mid] + budgets[k + 1:], k + 1) < targets[k]:
+                lo = mid
+            else:
+                hi = mid
+        below, above = (rate(budgets[:k] + [b] + budgets[k + 1:], k + 1) for b in (lo, hi))
+        budgets[k] = lo if abs(below - targets[k]) <= abs(above - targets[k]) else hi
+        if k + 1 < len(budgets) and budgets[k] >= budgets[k + 1]:
+            budgets[k] = math.nextafter(budgets[k + 1], 0.0)
+    return budgets
 
 
 def bytes_per_unit(split, texts: list[str]) -> list[float]:

@@ -1,17 +1,26 @@
-"""``entropy:PATH``: boundaries where a small causal byte model is unsure of the next byte (the
-entropy patching of BLT), one entropy threshold per level, so the levels nest by construction.
+"""``entropy:PATH``: boundaries from a small causal byte model's uncertainty (after the entropy
+patching of BLT): a unit closes once the model's entropy over its bytes adds up to a budget of
+bits, one budget per level, so each unit carries about the same expected information.
 
-The level of byte i comes from the model's entropy of byte i+1 given BOS and bytes 0..i. The model
-reads a window that depends only on i: positions are cut into blocks of ``block`` bytes and a
-position in block b sees blocks b-1 and b up to itself. So a level never depends on later bytes
-(stable to rightward insertion), a document's levels are the same alone or batched with others, and
-generation computes one window per new byte. Only a character's last byte can be a boundary (the
-split-function interface puts a character's level there), so no unit ends inside a multi-byte
-character or on an invalid byte.
+A global threshold on the next-byte entropy, as in BLT, cannot keep units comparable across
+scripts: after a Cyrillic or Devanagari character the next byte is almost surely the script's lead
+byte, so the entropy there is low at every character end and such text is almost never cut, while
+after a Han character it is high at every one (measured: docs/data.md). A budget instead follows how
+predictable the text is, byte by byte, whatever its script: bytes per unit are the budget over the
+model's bits per byte.
+
+The entropy of byte j (given BOS and bytes 0..j-1) is read in a window that depends only on j:
+positions are cut into blocks of ``block`` bytes and a position in block b sees blocks b-1 and b up
+to itself. The level of byte i is the highest level whose budget the entropy accumulated since that
+level's last boundary reaches at i, and a boundary of level L restarts the count of every level up
+to L (so levels nest by construction). A level never depends on later bytes (stable to rightward
+insertion), a document's levels are the same alone or batched with others, and generation computes
+one window per new byte. Only a character's last byte can be a boundary, so no unit ends inside a
+multi-byte character or on an invalid byte; their bytes still count towards the budget.
 
 The model (a flat byte transformer from the project's blocks: the aunet1 stage with a head) runs in
-float64 so that thresholds are compared on values that do not depend on how rows are batched.
-``aunet-lab split train-entropy`` trains it on a corpus's training split and chooses the thresholds.
+float64, so budgets are compared on sums that do not depend on how rows are batched.
+``aunet-lab split train-entropy`` trains it on a corpus's training split and chooses the budgets.
 """
 
 from __future__ import annotations
@@ -78,7 +87,7 @@ class ByteEntropyModel(nn.Module):
 
 def entropies(model: ByteEntropyModel, sequences: list[list[int]]) -> list[torch.Tensor]:
     """The next-byte entropy (bits) at every position of each id sequence (BOS first), each read in
-    its block window (module docstring)."""
+    its block window (module docstring): entry p is the entropy of the byte after position p."""
     block = model.config.block
     rows, places = [], []
     for s, seq in enumerate(sequences):
@@ -95,22 +104,39 @@ def entropies(model: ByteEntropyModel, sequences: list[list[int]]) -> list[torch
 
 
 def _row_entropies(model: ByteEntropyModel, rows: list[list[int]]) -> torch.Tensor:
-    """Entropy (bits) at every position of windows of 2 blocks (zeros after the known bytes: the
-    model is causal, so they change nothing before them)."""
+    """Next-byte entropy (bits) at every position of windows of 2 blocks (zeros after the known
+    bytes: the model is causal, so they change nothing before them)."""
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.tensor(rows, dtype=torch.long)).double(), dim=-1)
     return -(logp.exp() * logp).sum(-1) / math.log(2)
 
 
-def thresholds_for(entropy_at_ends: torch.Tensor, total_bytes: int, targets: list[float]) -> list[float]:
-    """One threshold per level so that about ``total_bytes / target`` of the character ends reach
-    it: a mean of ``target`` bytes per unit of that stage on the text measured (targets increasing)."""
-    ranked = torch.sort(entropy_at_ends.double(), descending=True).values
-    out = []
-    for target in targets:
-        k = max(1, min(len(ranked), round(total_bytes / target)))
-        out.append(float(ranked[k - 1]))
-    return out
+class BudgetCounter:
+    """The entropy accumulated since each level's last boundary; ``add`` one byte's entropy and
+    whether it ends a valid character, get that byte's level."""
+
+    def __init__(self, budgets: list[float]):
+        self.budgets = budgets
+        self.spent = [0.0] * len(budgets)
+
+    def add(self, bits: float, char_end: bool) -> int:
+        self.spent = [x + bits for x in self.spent]
+        if not char_end:
+            return 0
+        level = 0
+        for k, (spent, budget) in enumerate(zip(self.spent, self.budgets), start=1):
+            if spent >= budget:
+                level = k
+        for k in range(level):
+            self.spent[k] = 0.0
+        return level
+
+
+def budget_levels(bits: list[float], char_end: list[bool], budgets: list[float]) -> list[int]:
+    """The level of every byte of one document from its bytes' entropies and which bytes end a
+    valid character (module docstring)."""
+    counter = BudgetCounter(budgets)
+    return [counter.add(b, e) for b, e in zip(bits, char_end)]
 
 
 @functools.lru_cache(maxsize=8)
@@ -131,36 +157,40 @@ def _load(path: str, stamp: tuple) -> tuple[ByteEntropyModel, dict, str]:
 
 
 class EntropySplit(SplitFunction):
-    """Levels from a trained :class:`ByteEntropyModel`: a character's level is the number of
-    ``thresholds`` (increasing) that the entropy after its last byte reaches."""
+    """Levels from a trained :class:`ByteEntropyModel` and one entropy budget (bits) per level,
+    increasing (module docstring)."""
 
     stable = True
 
-    def __init__(self, model: ByteEntropyModel, thresholds: list[float], name: str = "entropy", sha256: str = ""):
-        if not thresholds or list(thresholds) != sorted(thresholds):
-            raise ValueError(f"thresholds: expected one or more, increasing, got {list(thresholds)}")
+    def __init__(self, model: ByteEntropyModel, budgets: list[float], name: str = "entropy", sha256: str = ""):
+        budgets = [float(b) for b in budgets]
+        if not budgets or any(not b > 0 for b in budgets) or budgets != sorted(set(budgets)):
+            raise ValueError(f"budgets: expected one or more positive, increasing bits, got {budgets}")
         self.model = model
-        self.thresholds = torch.tensor(thresholds, dtype=torch.float64)
-        self.max_level = len(thresholds)
+        self.budgets = budgets
+        self.max_level = len(budgets)
         self.name = name
         self.sha256 = sha256
 
     @classmethod
-    def load(cls, path: str | Path, thresholds: list[float] | None = None) -> "EntropySplit":
+    def load(cls, path: str | Path, budgets: list[float] | None = None) -> "EntropySplit":
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no such file {path} (train one with `aunet-lab split train-entropy`)")
         stat = path.stat()
         model, saved, sha = _load(str(path.resolve()), (stat.st_mtime_ns, stat.st_size))
-        return cls(model, thresholds or saved["thresholds"], name=f"entropy:{path}", sha256=sha)
+        return cls(model, budgets or saved["budgets"], name=f"entropy:{path}", sha256=sha)
 
     def flops_per_byte(self) -> float:
         return self.model.flops_per_byte()
 
-    def _levels(self, entropy: torch.Tensor, text: str) -> torch.Tensor:
-        ends, _ = _char_byte_ends(_codepoints(text))
-        after = entropy[ends + 1]  # position 0 is BOS: the entropy after byte i sits at i + 1
-        return (after[:, None] >= self.thresholds[None, :]).sum(1).to(torch.long)
+    def _char_levels(self, entropy: torch.Tensor, text: str) -> torch.Tensor:
+        ends, escaped = _char_byte_ends(_codepoints(text))
+        char_end = torch.zeros(len(entropy) - 1, dtype=torch.bool)
+        char_end[ends[~escaped]] = True
+        # entropy[p]: of the byte after position p; position 0 is BOS, so byte i's is entropy[i]
+        levels = torch.tensor(budget_levels(entropy[:-1].tolist(), char_end.tolist(), self.budgets), dtype=torch.long)
+        return levels[ends] if len(ends) else torch.zeros(0, dtype=torch.long)
 
     def char_levels(self, text: str) -> torch.Tensor:
         return self.char_levels_batch(text, [0, len(text)])
@@ -168,7 +198,7 @@ class EntropySplit(SplitFunction):
     def char_levels_batch(self, text: str, starts: list[int]) -> torch.Tensor:
         docs = [text[a:b] for a, b in zip(starts[:-1], starts[1:])]
         seqs = [[BOS_ID] + list(d.encode("utf-8", "surrogateescape")) for d in docs]
-        levels = [self._levels(h, d) for h, d in zip(entropies(self.model, seqs), docs)]
+        levels = [self._char_levels(h, d) for h, d in zip(entropies(self.model, seqs), docs)]
         return torch.cat(levels) if levels else torch.zeros(0, dtype=torch.long)
 
     def level_stream(self) -> "EntropyLevelStream":
@@ -176,31 +206,43 @@ class EntropySplit(SplitFunction):
 
 
 class EntropyLevelStream(LevelStream):
-    """Generation: one block window per new byte, the same window the batched pass reads."""
+    """Generation: one block window per new byte (the window the batched pass reads) and the
+    running budget counts."""
 
     def __init__(self, split: EntropySplit):
         super().__init__(split)
         self.sequence = [BOS_ID]
+        self.counter = BudgetCounter(split.budgets)
+
+    def _entropy_of_next(self) -> float:
+        block, p = self.split.model.config.block, len(self.sequence) - 1
+        start = max(0, (p // block - 1) * block)
+        row = self.sequence[start:p + 1] + [0] * (2 * block - (p + 1 - start))
+        return float(_row_entropies(self.split.model, [row])[0, p - start])
+
+    def _char_end(self) -> bool:
+        last = self.document[-4:].decode("utf-8", "surrogateescape")  # UTF-8 resynchronises within 4 bytes
+        return bool(last) and not 0xDC80 <= ord(last[-1]) <= 0xDCFF
 
     def push(self, byte: int) -> int:
+        bits = self._entropy_of_next()  # of this byte, from what came before it
         self.document.append(byte)
         self.sequence.append(byte)
-        last = self.document[-4:].decode("utf-8", "surrogateescape")  # UTF-8 resynchronises within 4 bytes
-        if not last or 0xDC80 <= ord(last[-1]) <= 0xDCFF:
-            return 0  # inside an incomplete character, or an invalid byte: never a boundary
-        block, p = self.split.model.config.block, len(self.sequence) - 1
-        start = max(0, (p // block - 1) * block)  # the window the batched pass reads for position p
-        row = self.sequence[start:p + 1] + [0] * (2 * block - (p + 1 - start))
-        entropy = _row_entropies(self.split.model, [row])[0, p - start]
-        return int((entropy >= self.split.thresholds).sum())
+        return self.counter.add(bits, self._char_end())
 
     def feed(self, data: bytes) -> None:
-        self.document.extend(data)
-        self.sequence.extend(data)
+        """Take in a prompt: its entropies in one batched pass (the same windows), then the counts."""
+        data = bytes(data)
+        bits = entropies(self.split.model, [self.sequence + list(data)])[0]
+        for byte in data:
+            p = len(self.sequence) - 1
+            self.document.append(byte)
+            self.sequence.append(byte)
+            self.counter.add(float(bits[p]), self._char_end())
 
 
-def save_model(path: Path, model: ByteEntropyModel, thresholds: list[float], **info) -> str:
-    """Write the model, its config and thresholds (and ``info``: targets, languages, data) to
+def save_model(path: Path, model: ByteEntropyModel, budgets: list[float], **info) -> str:
+    """Write the model, its config and budgets (and ``info``: targets, languages, data) to
     ``path`` atomically; returns its sha256."""
     import os
     import tempfile
@@ -209,7 +251,7 @@ def save_model(path: Path, model: ByteEntropyModel, thresholds: list[float], **i
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float64).cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "config": asdict(model.config), "state_dict": state,
-               "thresholds": [float(t) for t in thresholds], **info}
+               "budgets": [float(b) for b in budgets], **info}
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
         torch.save(payload, fh)
     os.replace(fh.name, path)

@@ -20,33 +20,36 @@ from aunet_lab.data.splitting.word import ScriptAwareSplit, WordSplit
 class _Registered:
     factory: Callable[[str | None], SplitFunction]
     description: str
+    needs_argument: bool = False
 
 
 _REGISTRY: dict[str, _Registered] = {}
 
 
-def register_split_function(name: str, description: str):
+def register_split_function(name: str, description: str, needs_argument: bool = False):
     """Decorator: register ``factory(args: str | None) -> SplitFunction`` under ``name``.
 
-    The spec ``"name:args"`` passes ``"args"`` to the factory; a bare ``"name"`` passes None.
+    The spec ``"name:args"`` passes ``"args"`` to the factory; a bare ``"name"`` passes None
+    (``needs_argument``: the bare name is refused, e.g. ``entropy`` without its model's path).
     """
 
     def wrap(factory):
         if not regex.fullmatch(r"[a-z][a-z0-9_-]*", name):
             raise ValueError(f"split function name {name!r} must be lower-case letters, digits, - or _")
-        _REGISTRY[name] = _Registered(factory, description)
+        _REGISTRY[name] = _Registered(factory, description, needs_argument)
         return factory
 
     return wrap
 
 
-def list_split_functions() -> list[str]:
-    """Names of every registered split function."""
-    return sorted(_REGISTRY)
+def list_split_functions(with_argument: bool = False) -> list[str]:
+    """Names of the registered split functions usable as they are (``with_argument``: also those
+    that need one, like ``entropy:PATH``)."""
+    return sorted(name for name, r in _REGISTRY.items() if with_argument or not r.needs_argument)
 
 
 def describe_split_functions() -> dict[str, str]:
-    return {name: _REGISTRY[name].description for name in list_split_functions()}
+    return {name: _REGISTRY[name].description for name in list_split_functions(with_argument=True)}
 
 
 def registering_module(name: str) -> str | None:
@@ -118,6 +121,7 @@ def _stride(args):
     "entropy",
     "learned from data: a unit ends where a small byte model's next-byte entropy is high (entropy:PATH, "
     "a model from `aunet-lab split train-entropy`)",
+    needs_argument=True,
 )
 def _entropy(args):
     if not args:
@@ -154,7 +158,8 @@ def _import_callable(spec: str):
 def _resolve_string(spec: str) -> SplitFunction:
     spec = spec.strip()
     if not spec:
-        raise SplitSpecError("split function '': empty spec (try one of: " + ", ".join(list_split_functions()) + ")")
+        raise SplitSpecError("split function '': empty spec (try one of: "
+                             + ", ".join(list_split_functions(with_argument=True)) + ")")
     head, sep, args = spec.partition(":")
     if head in ("regex", "re"):
         if not args:
@@ -177,7 +182,7 @@ def _resolve_string(spec: str) -> SplitFunction:
         if callable(obj):
             return _validated(CallableSplit(obj, name=spec))
         raise SplitSpecError(f"split function {spec!r}: {type(obj).__name__} is not callable")
-    known = ", ".join(list_split_functions())
+    known = ", ".join(list_split_functions(with_argument=True))
     raise SplitSpecError(
         f"split function {spec!r}: unknown name (known: {known}; or regex:PATTERN, or module.path:callable)"
     )
