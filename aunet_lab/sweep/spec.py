@@ -21,6 +21,14 @@ from typing import Any
 from aunet_lab.config import ConfigError
 from aunet_lab.training.arms import Scale
 
+def split_label(split: str) -> str:
+    """A split function as it reads in a cell id: ``stride4-16``, ``script``, and for a learned one
+    its model file's name (``entropy:runs/boundaries/help.pt`` reads ``entropyhelp``)."""
+    if split.startswith("entropy:"):
+        return "entropy" + Path(split.split(":", 1)[1]).stem
+    return split.replace(":", "").replace(",", "-")
+
+
 AXES = ("arch", "data_budget", "compute_budget", "mixture", "vocab_size", "split", "seed")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median", "hyperband")
@@ -172,7 +180,7 @@ class StudySpec:
             if arch == "bpe" and "vocab_size" in ax:
                 parts.append(f"v{vocab}")
             if arch != "bpe" and len(ax.get("split", [])) > 1:
-                parts.append(split.replace(":", "").replace(",", "-"))
+                parts.append(split_label(split))
             if len(ax.get("seed", [])) > 1:
                 parts.append(f"s{seed}")
             cell_id = "-".join(re.sub(r"[^A-Za-z0-9.]+", "", p) for p in parts)
@@ -195,7 +203,7 @@ class StudySpec:
             if c.arch == "bpe" and "vocab_size" in self.axes:
                 parts.append(f"v{c.vocab_size}")
             if c.arch != "bpe" and len(self.axes.get("split", [])) > 1:
-                parts.append(c.split.replace(":", "").replace(",", "-"))
+                parts.append(split_label(c.split))
             if len(self.axes.get("seed", [])) > 1:
                 parts.append(f"s{c.seed}")
             cell_id = "-".join(re.sub(r"[^A-Za-z0-9.]+", "", x) for x in parts)
