@@ -142,18 +142,16 @@ def measure_units(texts_by_language: dict[str, Sequence[str]], split: str = "wor
     """Per language: bytes per BPE token (fertility) and AU-Net bytes per unit of every stage, plus
     ``"all"`` pooled over languages. These are the measured ratios sizing's compute matching takes
     (``bytes_per_unit`` / ``bytes_per_token``)."""
-    from aunet_lab.data.splitting import byte_levels, get_split_function
+    from aunet_lab.data.splitting import byte_levels_batch, get_split_function
 
     split_fn = get_split_function(split)
     top = min(stages - 1, split_fn.max_level)
     out, pooled_bytes, pooled_units, pooled_tokens = {}, 0, [0] * top, 0
     for lang, texts in texts_by_language.items():
-        n_bytes, units, tokens = 0, [0] * top, 0
-        for text in texts:
-            levels = byte_levels(text, split_fn)
-            n_bytes += levels.numel()
-            for k in range(top):
-                units[k] += int((levels >= k + 1).sum())
+        tokens = 0
+        levels, _ = byte_levels_batch(list(texts), split_fn)  # each text its own document, in one pass
+        n_bytes = levels.numel()
+        units = [int((levels >= k + 1).sum()) for k in range(top)]
         if tokenizer is not None:
             tokens = sum(len(ids) for ids in tokenizer.encode_batch(list(texts)))
         row = {"bytes": n_bytes,
