@@ -112,31 +112,41 @@ def _row_entropies(model: ByteEntropyModel, rows: list[list[int]]) -> torch.Tens
 
 
 class BudgetCounter:
-    """The entropy accumulated since each level's last boundary; ``add`` one byte's entropy and
-    whether it ends a valid character, get that byte's level."""
+    """The entropy accumulated since each level's last boundary, kept as one running total and the
+    total at each level's last boundary (sequential float64 sums, the same in every path); ``add``
+    one byte's entropy and whether it ends a valid character, get that byte's level."""
 
     def __init__(self, budgets: list[float]):
         self.budgets = budgets
-        self.spent = [0.0] * len(budgets)
+        self.total = 0.0
+        self.reset = [0.0] * len(budgets)
 
     def add(self, bits: float, char_end: bool) -> int:
-        self.spent = [x + bits for x in self.spent]
-        if not char_end:
-            return 0
-        level = 0
-        for k, (spent, budget) in enumerate(zip(self.spent, self.budgets), start=1):
-            if spent >= budget:
-                level = k
-        for k in range(level):
-            self.spent[k] = 0.0
-        return level
+        self.total += bits
+        return self.close(self.total) if char_end else 0
+
+    def close(self, total: float) -> int:
+        """The level of a character end at running total ``total``: the highest level whose budget
+        is spent; its boundary restarts every level up to it."""
+        for k in range(len(self.budgets) - 1, -1, -1):
+            if total - self.reset[k] >= self.budgets[k]:
+                for j in range(k + 1):
+                    self.reset[j] = total
+                return k + 1
+        return 0
 
 
 def budget_levels(bits: list[float], char_end: list[bool], budgets: list[float]) -> list[int]:
     """The level of every byte of one document from its bytes' entropies and which bytes end a
-    valid character (module docstring)."""
+    valid character (module docstring); what :class:`BudgetCounter` gives byte by byte."""
+    import itertools
+
     counter = BudgetCounter(budgets)
-    return [counter.add(b, e) for b, e in zip(bits, char_end)]
+    totals = list(itertools.accumulate(bits))
+    levels = [0] * len(bits)
+    for i in itertools.compress(range(len(bits)), char_end):
+        levels[i] = counter.close(totals[i])
+    return levels
 
 
 @functools.lru_cache(maxsize=8)
