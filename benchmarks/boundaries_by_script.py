@@ -38,7 +38,7 @@ def measure(split, texts: list[str]) -> tuple[float, float, int]:
 
 
 def main(argv=None) -> None:
-    from aunet_lab.data.corpus import default_cache, documents
+    from aunet_lab.data.corpus import default_cache, leading_texts
     from aunet_lab.data.manifest import load_manifest
     from aunet_lab.data.splitting import get_split_function
 
@@ -50,14 +50,8 @@ def main(argv=None) -> None:
     parser.add_argument("--cache")
     args = parser.parse_args(argv)
     manifest = load_manifest(args.manifest)
-    texts = {}
-    for lang in args.languages.split(","):
-        texts[lang], size = [], 0
-        for doc in documents(manifest, lang, "test", args.cache or default_cache()):
-            texts[lang].append(doc["text"])
-            size += len(doc["text"].encode())
-            if size >= args.max_bytes:
-                break
+    texts = {lang: leading_texts(manifest, lang, "test", args.cache or default_cache(), args.max_bytes)
+             for lang in args.languages.split(",")}
     print("| split | language | bytes per stage-2 unit | ratio to en | boundaries inside a grapheme cluster |")
     print("|---|---|---|---|---|")
     for spec in args.splits.split(","):

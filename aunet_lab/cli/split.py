@@ -86,7 +86,7 @@ def cmd_split_check(args) -> int:
 
 def _training_texts(manifest_path: str, languages: str, cache, max_bytes: int) -> dict[str, list[str]]:
     """Each language's training documents in id order, whole, up to ``max_bytes`` of UTF-8."""
-    from aunet_lab.data.corpus import CorpusError, default_cache, documents
+    from aunet_lab.data.corpus import CorpusError, default_cache, leading_texts
     from aunet_lab.data.manifest import ManifestError, load_manifest
 
     try:
@@ -98,18 +98,11 @@ def _training_texts(manifest_path: str, languages: str, cache, max_bytes: int) -
     if not chosen or unknown:
         raise UserError(f"--languages {languages}: {', '.join(unknown) or 'none given'} not in {manifest_path} "
                         f"(has: {', '.join(manifest.languages)})")
-    texts = {}
-    for lang in chosen:
-        texts[lang], size = [], 0
-        try:
-            for doc in documents(manifest, lang, "train", Path(cache) if cache else default_cache()):
-                texts[lang].append(doc["text"])
-                size += len(doc["text"].encode("utf-8", "surrogateescape"))
-                if size >= max_bytes:
-                    break
-        except CorpusError as err:
-            raise UserError(str(err)) from None
-    return texts
+    try:
+        return {lang: leading_texts(manifest, lang, "train", Path(cache) if cache else default_cache(), max_bytes)
+                for lang in chosen}
+    except CorpusError as err:
+        raise UserError(str(err)) from None
 
 
 def cmd_split_train_entropy(args) -> int:

@@ -309,6 +309,18 @@ def documents(manifest: Manifest, tag: str, split: str, cache: Path | None = Non
             yield json.loads(line)
 
 
+def leading_texts(manifest: Manifest, tag: str, split: str, cache: Path | None, max_bytes: int) -> list[str]:
+    """The texts of a language's first documents of ``split`` (id order, whole documents) until
+    they reach ``max_bytes`` of UTF-8."""
+    texts, size = [], 0
+    for doc in documents(manifest, tag, split, cache):
+        texts.append(doc["text"])
+        size += len(doc["text"].encode("utf-8", "surrogateescape"))
+        if size >= max_bytes:
+            break
+    return texts
+
+
 def prepared_stats(manifest: Manifest, cache: Path | None = None) -> dict[str, LanguageStats]:
     root = corpus_dir(manifest, Path(cache) if cache else default_cache())
     out = {}
