@@ -11,30 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-import regex
-
-
-def grapheme_ends(text: str) -> set[int]:
-    """Byte index of the last byte of every grapheme cluster of ``text`` (UTF-8)."""
-    ends, at = set(), 0
-    for cluster in regex.findall(r"\X", text):
-        at += len(cluster.encode("utf-8", "surrogateescape"))
-        ends.add(at - 1)
-    return ends
-
 
 def measure(split, texts: list[str]) -> tuple[float, float, int]:
     """(bytes per stage-2 unit, share of stage-2 boundaries inside a grapheme cluster, boundaries)."""
-    from aunet_lab.data.splitting import byte_levels_batch
+    from aunet_lab.data.splitting.boundary_stats import boundary_stats
 
-    levels, offsets = byte_levels_batch(texts, split)
-    inside = total = 0
-    for text, a, b in zip(texts, offsets, offsets[1:]):
-        cuts = (levels[a:b] >= 1).nonzero().flatten().tolist()
-        ends = grapheme_ends(text)
-        total += len(cuts)
-        inside += sum(1 for c in cuts if c not in ends)
-    return len(levels) / max(1, total), inside / max(1, total), total
+    stats = boundary_stats(texts, split)
+    return stats.bytes_per_unit()[0], stats.inside_share()[0], stats.boundaries[0]
 
 
 def main(argv=None) -> None:

@@ -124,6 +124,16 @@ def test_mlflow_run_contents(corpus, arch):
     assert [s for s, _ in history] == list(range(1, 41))
     if arch == "aunet":
         assert "aunet/units_per_byte/stage2" in metrics and "aunet/dropped/stage2" in metrics
+        # Where the split put its boundaries on the test text (the report's boundaries page): the word
+        # rule never cuts a grapheme cluster, and its units are whole words of the passage.
+        assert metrics["test/grapheme_cuts/fr/stage2"] == 0.0
+        assert 0.1 < metrics["test/units_per_byte/en/stage2"] < 0.3
+        assert metrics["test/units_per_byte/en/stage3"] < metrics["test/units_per_byte/en/stage2"]
+        example = tags["aunet.units_example.en.stage2"]
+        assert example.count("|") >= 2 and all(u == u.strip() + " " or u == u.strip()
+                                               for u in example.split("|"))
+    else:
+        assert not any(k.startswith("test/grapheme_cuts/") for k in metrics)
     artifacts = {a.path for a in client(root).list_artifacts(result.run_id)}
     assert {"config.yaml", "samples.txt", "bpb_by_language.json"} <= artifacts and "checkpoints" not in artifacts
     assert client(root).get_logged_model(tags["aunet.model_id"]).source_run_id == result.run_id

@@ -170,7 +170,10 @@ def _row(client, r, metric: str, languages: list[str] | None) -> dict:
     row["bytes_per_token"] = (window_bytes / data_window) if arch == "bpe" and data_window and window_bytes else None
     for key, value in metrics.items():
         if key.startswith(("test/bpb/", "val/bpb/", "test/bytes/", "test/context_bytes/", "aunet/units_per_byte/", "aunet/dropped/", "eval/chars",
-                           "eval/diagnostics/")):
+                           "eval/diagnostics/", "test/units_per_byte/", "test/grapheme_cuts/")):
+            row[key] = value
+    for key, value in tags.items():  # the units of a test passage (training.tracking.log_boundaries)
+        if key.startswith("aunet.units_example."):
             row[key] = value
     return row
 

@@ -515,6 +515,11 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer, clock
 
     log_exported_model(client, run_id, run_dir, rows, trainer.global_step)
     clock.mark("export")
+    if config.model.arch != "bpe" and dm.eval_sets.get("test"):
+        from aunet_lab.training.tracking import log_boundaries
+
+        log_boundaries(client, run_id, dm, config.data.split, trainer.global_step)
+        clock.mark("boundaries")
     model = module.model
     if config.trainer.strategy in ("fsdp", "fsdp2"):
         # Generation calls the model outside forward(), where sharded parameters are not gathered:

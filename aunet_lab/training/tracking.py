@@ -177,3 +177,32 @@ def log_exported_model(client, run_id: str, run_dir: Path, bpb_rows: list[dict],
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
     client.set_tag(run_id, "aunet.model_id", logged.model_id)
     return logged.model_id
+
+
+def log_boundaries(client, run_id: str, dm, split: str, step: int) -> None:
+    """Where the run's split function put its boundaries on each test language: units per byte and
+    the share inside grapheme clusters at every stage (metrics ``test/units_per_byte/<lang>/stage<k>``,
+    ``test/grapheme_cuts/<lang>/stage<k>``) and the units of a test passage (tags
+    ``aunet.units_example.<lang>.stage<k>``), for the report's boundaries page."""
+    import math
+
+    from mlflow.entities import Metric, RunTag
+
+    from aunet_lab.data.splitting.boundary_stats import boundary_stats, example_units
+
+    now = int(time.time() * 1000)
+    metrics, tags = [], []
+    for lang in dm.eval_language_order("test"):
+        texts = [d["text"] for d in dm.eval_documents(lang, "test")]
+        if not texts:
+            continue
+        stats = boundary_stats(texts, split)
+        for k, (rate, inside) in enumerate(zip(stats.units_per_byte(), stats.inside_share()), start=2):
+            metrics.append(Metric(f"test/units_per_byte/{lang}/stage{k}", rate, now, step))
+            if not math.isnan(inside):
+                metrics.append(Metric(f"test/grapheme_cuts/{lang}/stage{k}", inside, now, step))
+            tags.append(RunTag(f"aunet.units_example.{lang}.stage{k}", example_units(texts[0], split, k)[:500]))
+    for i in range(0, len(metrics), 200):
+        client.log_batch(run_id, metrics=metrics[i : i + 200])
+    if tags:
+        client.log_batch(run_id, tags=tags)
