@@ -470,7 +470,7 @@ def measure_training_stream(data_config, tokenizer=None) -> tuple[dict, int]:
     docs = {lang: dm._docs(lang, "train") for lang in data_config.mixture}
     selection = select_documents(docs, data_config.mixture, dm.budget, data_config.seed, data_config.max_epochs)
     given = hashlib.sha256(Path(tokenizer.path).read_bytes()).hexdigest() if tokenizer is not None else "own"
-    arm = f"bpe-{data_config.vocab_size}-{given}" if data_config.arch == "bpe" else f"aunet-{data_config.split}"
+    arm = f"bpe-{data_config.vocab_size}-{given}" if data_config.arch == "bpe" else f"aunet-{split_identity(data_config.split)}"
     key = hashlib.sha256(f"{selection.fingerprint()}\x00{arm}\x00{data_config.window_bytes}\x00"
                          f"{data_config.window_tokens}".encode()).hexdigest()[:20]
     path = dm.cache / "measured" / f"{key}.json"
@@ -488,3 +488,12 @@ def measure_training_stream(data_config, tokenizer=None) -> tuple[dict, int]:
         fh.write(json.dumps({"measured": measured, "window": dm.window}))
     Path(fh.name).replace(path)
     return measured, dm.window
+
+
+def split_identity(spec: str) -> str:
+    """A split-function spec as a cache key: a learned one (``entropy:PATH``) with its model's sha256,
+    so a retrained model at the same path is measured again."""
+    from aunet_lab.data.splitting import get_split_function
+
+    sha = getattr(get_split_function(spec), "sha256", "")
+    return f"{spec}@{sha}" if sha else spec

@@ -5,7 +5,10 @@ estimated time on this machine, and the reason a cell cannot run (refused before
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +102,7 @@ def _measured(config: TrainConfig, mixture: dict, vocab: int, split: str, cache:
     if key not in cache:
         from aunet_lab.data.bpe import measure_units, train_bpe
         from aunet_lab.data.corpus import default_cache, documents
+        from aunet_lab.data.datamodule import split_identity
         from aunet_lab.data.manifest import load_manifest
 
         manifest = load_manifest(config.data.manifest)
@@ -112,8 +116,22 @@ def _measured(config: TrainConfig, mixture: dict, vocab: int, split: str, cache:
                 if got > 2_000_000:
                     break
             texts[lang] = kept
-        tokenizer = train_bpe([t for ts in texts.values() for t in ts], vocab, root / "tokenizers")
-        cache[key] = measure_units(texts, split, 4, tokenizer)
+        # On disk too, by the text measured: a learned split takes minutes over 2 MB a language.
+        digest = hashlib.sha256(f"{vocab}\x00{split_identity(split)}".encode())
+        for lang, kept in texts.items():
+            digest.update(f"\x00{lang}\x00{len(kept)}\x00".encode())
+            for text in kept:
+                digest.update(text.encode())
+        path = root / "measured" / f"plan-{digest.hexdigest()[:20]}.json"
+        try:
+            cache[key] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            tokenizer = train_bpe([t for ts in texts.values() for t in ts], vocab, root / "tokenizers")
+            cache[key] = measure_units(texts, split, 4, tokenizer)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as fh:
+                fh.write(json.dumps(cache[key]))
+            Path(fh.name).replace(path)
     return cache[key]
 
 
