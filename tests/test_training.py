@@ -128,7 +128,7 @@ def test_mlflow_run_contents(corpus, arch):
         # rule never cuts a grapheme cluster, and its units are whole words of the passage.
         assert metrics["test/grapheme_cuts/fr/stage2"] == 0.0
         assert 0.1 < metrics["test/units_per_byte/en/stage2"] < 0.3
-        assert metrics["test/units_per_byte/en/stage3"] < metrics["test/units_per_byte/en/stage2"]
+        assert not any(k.endswith("/stage3") for k in metrics)  # two stages: stage 2 alone is coarse
         example = tags["aunet.units_example.en.stage2"]
         assert example.count("|") >= 2 and all(u == u.strip() + " " or u == u.strip()
                                                for u in example.split("|"))

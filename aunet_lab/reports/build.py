@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from aunet_lab.intervals import seed_interval
-from aunet_lab.reports import figures, multilingual
+from aunet_lab.reports import boundaries, figures, multilingual
 from aunet_lab.reports.collect import StudyRuns, collect
 from aunet_lab.reports.coverage import Coverage, calibrate
 from aunet_lab.reports.fits import BOOTSTRAP, FitError, FrontierFit, compute_multiplier, fit_chinchilla, fit_frontier
 from aunet_lab.reports.pages import table_pages, text_page, text_pages
-from aunet_lab.reports.style import ARCH_LABEL, ARCH_ORDER, archs_in, interval_text, seeds_text
+from aunet_lab.reports.style import ARCH_LABEL, ARCH_ORDER, archs_in, interval_text, seeds_text, split_name
 
 
 @dataclass
@@ -163,7 +163,7 @@ def findings(runs: StudyRuns, best, fits, reasons) -> list[str]:
             if arch == "bpe" or b is None:
                 continue
             diff, lo, hi, n = _paired_difference(list(r.test_bpb_seeds), list(b.test_bpb_seeds))
-            name = ARCH_LABEL.get(arch, arch) + (f" ({split})" if several_splits else "")
+            name = ARCH_LABEL.get(arch, arch) + (f" ({split_name(split)})" if several_splits else "")
             # A compute cell's label is its budget to one digit (2.2e12 reads "2e+12"): say its FLOPs.
             where = f"{r.compute:.2g} FLOPs" if r.budget_kind == "compute" and np.isfinite(r.compute or np.nan) \
                 else budget
@@ -252,6 +252,7 @@ def build_report(study: str, tracking_uri: str, out: Path | None = None, seed: i
          + ", ".join(f"{v} {k}" for k, v in runs.counts().items()) + "): nothing to fit or plot (no interval)."]
     if len(best):
         report.findings += multilingual.findings(best, runs.languages, frame)
+        report.findings += boundaries.findings(best, runs.languages)
     tags = runs.parent.get("tags", {})
     commits = sorted(set(frame["git_commit"])) if not frame.empty else [tags.get("git.commit", "unknown")]
     hashes = sorted(set(frame["data_hash"])) if not frame.empty else []
@@ -323,7 +324,11 @@ def _plots(runs: StudyRuns, best, fits) -> dict:
                 plots["aunet_minus_bpe"] = figures.fig_language_difference(best, runs.languages, replicates)
             plots["transfer"] = multilingual.fig_transfer(best, runs.languages, replicates)
         plots["lowresource"] = multilingual.fig_lowresource(best, replicates)
-        plots["splits"] = figures.fig_splits(best)
+        if boundaries.has_boundaries(best):  # its first panel is the splits page's bars, by language
+            plots["boundaries"] = boundaries.fig_boundaries(best, runs.languages)
+            plots["boundary_examples"] = boundaries.examples_page(best, runs.languages)
+        else:
+            plots["splits"] = figures.fig_splits(best)
         plots["units_per_byte"] = figures.fig_units(best)
         plots["char_tasks"] = multilingual.fig_chars(best)
         plots["diagnostics"] = multilingual.fig_diagnostics(best, replicates)

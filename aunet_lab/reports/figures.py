@@ -11,7 +11,7 @@ import numpy as np
 from aunet_lab.intervals import seed_interval
 from aunet_lab.reports.style import (ARCH_LABEL, COLOURS, HATCHES, PAGE, arch_and_style_legend, archs_in,
                                      bytes_axes, error_bars, figure, heatmap, interval_caption, interval_text,
-                                     line_styles, plain_y, with_script)
+                                     line_styles, plain_y, split_name, with_script)
 
 
 def fig_compute(best, fits):
@@ -158,7 +158,7 @@ def fig_splits(best):
                          (float(rows[rows["mixture"] == m]["test_bpb_mean"].mean()), np.nan, np.nan))
         ax.bar(np.arange(len(mixtures)) + k * width, [s[0] for s in stats], width, color=COLOURS[arch],
                hatch=hatches.get(split, ""), edgecolor="white", yerr=error_bars(stats), capsize=2,
-               error_kw={"lw": 0.8}, label=ARCH_LABEL[arch] if split is None else f"{ARCH_LABEL[arch]}, {split}")
+               error_kw={"lw": 0.8}, label=ARCH_LABEL[arch] if split is None else f"{ARCH_LABEL[arch]}, {split_name(split)}")
     ax.set_xticks(np.arange(len(mixtures)) + 0.4 - width / 2, [with_script(m) for m in mixtures])
     ax.set_ylabel("test bits per byte")
     ax.legend(fontsize=9)
@@ -193,7 +193,7 @@ def fig_units(best):
         dropped = col.replace("units_per_byte", "dropped")
         for k, split in enumerate(splits):
             mine = [rows[(rows["mixture"] == m) & (rows["split"] == split)] for m in mixtures]
-            bars = ax.bar(np.arange(len(mixtures)) + k * width, [r[col].mean() for r in mine], width, label=split,
+            bars = ax.bar(np.arange(len(mixtures)) + k * width, [r[col].mean() for r in mine], width, label=split_name(split),
                           color="#9a9a9a", hatch=hatches[split], edgecolor="white")
             if dropped in rows:
                 for bar, r in zip(bars, mine):

@@ -117,3 +117,12 @@ def interval_text(mean: float, lo: float, hi: float, n: int, fmt: str = "{:.3f}"
     if n < 2 or not (lo == lo and hi == hi):
         return f"{seeds_text(n)}: no interval"
     return f"95% CI {fmt.format(lo)}{sep}{fmt.format(hi)}, {seeds_text(n)}"
+
+
+def split_name(split: str) -> str:
+    """A split-function spec as a label: a learned one by its model file's name (``entropy:help-6``)."""
+    if split.startswith("entropy:"):
+        from pathlib import PurePath
+
+        return "entropy:" + PurePath(split[len("entropy:"):]).stem
+    return split if len(split) <= 24 else split[:21] + "..."

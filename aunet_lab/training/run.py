@@ -518,7 +518,7 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer, clock
     if config.model.arch != "bpe" and dm.eval_sets.get("test"):
         from aunet_lab.training.tracking import log_boundaries
 
-        log_boundaries(client, run_id, dm, config.data.split, trainer.global_step)
+        log_boundaries(client, run_id, dm, config.data.split, config.model.aunet.n_stages, trainer.global_step)
         clock.mark("boundaries")
     model = module.model
     if config.trainer.strategy in ("fsdp", "fsdp2"):

@@ -179,9 +179,9 @@ def log_exported_model(client, run_id: str, run_dir: Path, bpb_rows: list[dict],
     return logged.model_id
 
 
-def log_boundaries(client, run_id: str, dm, split: str, step: int) -> None:
+def log_boundaries(client, run_id: str, dm, split: str, stages: int, step: int) -> None:
     """Where the run's split function put its boundaries on each test language: units per byte and
-    the share inside grapheme clusters at every stage (metrics ``test/units_per_byte/<lang>/stage<k>``,
+    the share inside grapheme clusters at each of the model's coarse stages (2..``stages``) (metrics ``test/units_per_byte/<lang>/stage<k>``,
     ``test/grapheme_cuts/<lang>/stage<k>``) and the units of a test passage (tags
     ``aunet.units_example.<lang>.stage<k>``), for the report's boundaries page."""
     import math
@@ -197,7 +197,8 @@ def log_boundaries(client, run_id: str, dm, split: str, step: int) -> None:
         if not texts:
             continue
         stats = boundary_stats(texts, split)
-        for k, (rate, inside) in enumerate(zip(stats.units_per_byte(), stats.inside_share()), start=2):
+        pairs = list(zip(stats.units_per_byte(), stats.inside_share()))[: max(0, stages - 1)]
+        for k, (rate, inside) in enumerate(pairs, start=2):
             metrics.append(Metric(f"test/units_per_byte/{lang}/stage{k}", rate, now, step))
             if not math.isnan(inside):
                 metrics.append(Metric(f"test/grapheme_cuts/{lang}/stage{k}", inside, now, step))
