@@ -128,7 +128,7 @@ def test_mlflow_run_contents(corpus, arch):
         # rule never cuts a grapheme cluster, and its units are whole words of the passage.
         assert metrics["test/grapheme_cuts/fr/stage2"] == 0.0
         assert 0.1 < metrics["test/units_per_byte/en/stage2"] < 0.3
-        assert not any(k.endswith("/stage3") for k in metrics)  # two stages: stage 2 alone is coarse
+        assert "test/units_per_byte/en/stage3" not in metrics  # two stages: stage 2 alone is coarse
         example = tags["aunet.units_example.en.stage2"]
         assert example.count("|") >= 2 and all(u == u.strip() + " " or u == u.strip()
                                                for u in example.split("|"))
@@ -279,3 +279,18 @@ def test_a_mixture_replaces_the_default_one(tmp_path):
     from aunet_lab.config import config_from_dict, to_plain
 
     assert config_from_dict(to_plain(config), "round trip").data.mixture == {"de": 1.0}
+
+
+def test_learned_chunking_trains_logs_its_ratio_loss_and_counts_its_routing(corpus):
+    from aunet_lab.training.run import train
+
+    root, _ = corpus
+    result = train(load_config(write_config(root, "learned-chunking", trainer__max_steps=20, trainer__samples=1,
+                                            model__aunet__chunking="learned", model__aunet__target_bytes=[6.0])))
+    run = client(root).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    metrics, params = run.data.metrics, run.data.params
+    assert params["model.aunet.chunking"] == "learned" and 0 < metrics["train/ratio_loss"] < 1
+    assert float(params["compute.flops_per_byte"]) > 0
+    assert not any(k.startswith("test/units_per_byte/") for k in metrics)  # those are the split function's
+    assert 0 < metrics["aunet/units_per_byte/stage2"] < 1

@@ -22,6 +22,7 @@ from torch import nn
 
 from aunet_lab.data.byte_ids import BOS_ID, BYTE_VOCAB
 from aunet_lab.data.splitting import SplitSpecError, byte_levels, get_split_function
+from aunet_lab.models.chunking import Routing, boundaries, char_end_mask, confidence, ratio_loss, smooth
 from aunet_lab.models.blocks import (INIT_SCHEMES, KVCache, RMSNorm, Transformer, ffn_hidden_dim, init_weights,
                                     trunc_normal)
 
@@ -82,6 +83,11 @@ class AUNetConfig:
     skip: bool = True
     init_std: float = 0.02
     init: str = "lingua"
+    # "split": boundaries from the split function; "learned": from the model (models/chunking.py),
+    # aiming at target_bytes per unit of each coarse stage (default 5, 10, 20) with a ratio loss.
+    chunking: str = "split"
+    target_bytes: list[float] | None = None
+    ratio_loss: float = 0.03
 
     def __post_init__(self):
         self.stages = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in self.stages]
@@ -90,6 +96,14 @@ class AUNetConfig:
     @property
     def n_stages(self) -> int:
         return len(self.stages)
+
+    @property
+    def learned(self) -> bool:
+        return self.chunking == "learned"
+
+    def targets(self) -> list[float]:
+        """Target bytes per unit of each coarse stage (stages 2..n)."""
+        return list(self.target_bytes or [5.0 * 2**k for k in range(self.n_stages - 1)])[: self.n_stages - 1]
 
     def validate(self) -> None:
         name = type(self).__name__
@@ -126,6 +140,17 @@ class AUNetConfig:
             raise ConfigError(f"{name}.init: expected one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
         if not 0 < self.ffn_multiple_of <= MAX_DIM:
             raise ConfigError(f"{name}.ffn_multiple_of: expected a positive integer, got {self.ffn_multiple_of}")
+        if self.chunking not in ("split", "learned"):
+            raise ConfigError(f"{name}.chunking: expected split or learned, got {self.chunking!r}")
+        if self.learned:
+            targets = self.targets()
+            if len(targets) < self.n_stages - 1 or any(not isinstance(t, (int, float)) for t in targets) or \
+                    any(b <= a for a, b in zip([1.0] + targets, targets)):
+                raise ConfigError(f"{name}.target_bytes: expected {self.n_stages - 1} increasing numbers above 1 "
+                                  f"(bytes per unit of stages 2..{self.n_stages}), got {self.target_bytes!r}")
+            if not isinstance(self.ratio_loss, (int, float)) or self.ratio_loss < 0:
+                raise ConfigError(f"{name}.ratio_loss: expected a weight >= 0, got {self.ratio_loss!r}")
+            return
         try:
             split = get_split_function(self.split)
         except SplitSpecError as err:
@@ -269,6 +294,8 @@ class ForwardTrace:
 
     maps: list[StageMap] = field(default_factory=list)
     stage_outputs: list[torch.Tensor] = field(default_factory=list)  # decoder (or trunk) output per stage
+    encoder_outputs: list[torch.Tensor] = field(default_factory=list)  # encoder output per stage but the deepest
+    probs: list[torch.Tensor] = field(default_factory=list)  # learned chunking: boundary probability per element
 
 
 def levels_from_ids(ids: torch.Tensor, split, max_level: int | None = None) -> torch.Tensor:
@@ -314,8 +341,14 @@ class AUNet(nn.Module):
         self.decoders = nn.ModuleList(stack(s) for s in st[:-1])
         self.norm = RMSNorm(st[0].dim, eps)
         self.output = nn.Linear(st[0].dim, config.vocab_size, bias=False)
+        if config.learned:
+            self.routing = nn.ModuleList(Routing(st[i].dim) for i in range(len(st) - 1))
         init_weights(self, config.init, config.init_std)
+        if config.learned:
+            for r in self.routing:
+                r.reset_parameters()  # H-Net's identity start: a boundary where the representation turns
         self.last_stats: dict[str, list[torch.Tensor]] = {}
+        self.aux_loss: torch.Tensor | None = None
 
     @property
     def n_stages(self) -> int:
@@ -335,6 +368,9 @@ class AUNet(nn.Module):
         """Forward pass that also returns the per-stage trace. ``caches`` (one list per stack, in the
         order of :meth:`stacks`) are filled for cached generation."""
         n = self.n_stages
+        learned = self.config.learned
+        if learned:
+            return self._run_learned(byte_ids, caches)
         if levels is None:
             levels = self.compute_levels(byte_ids) if n > 1 else torch.zeros_like(byte_ids)
         levels = levels.to(byte_ids.device).clamp(max=n - 1)
@@ -358,6 +394,53 @@ class AUNet(nn.Module):
             x = self.decoders[i](x, cache(n + i))
             outputs.append(x)
         trace.stage_outputs = outputs[::-1]
+        trace.encoder_outputs = skips
+        self.last_stats = {
+            "kept": [m.kept.detach().sum() for m in trace.maps],
+            "dropped": [m.dropped.detach().sum() for m in trace.maps],
+        }
+        return self.output(self.norm(x)), trace
+
+    def _run_learned(self, byte_ids: torch.Tensor, caches) -> tuple[torch.Tensor, ForwardTrace]:
+        """The forward pass with learned chunking (models/chunking.py): each coarse stage's
+        boundaries from the routing of the stage below, its outputs smoothed before upsampling,
+        the ratio loss in ``aux_loss``."""
+        n = self.n_stages
+        cache = (lambda k: caches[k]) if caches is not None else (lambda k: None)
+        trace = ForwardTrace()
+        forced = byte_ids >= 256
+        allowed = char_end_mask(byte_ids)
+        valid = torch.ones_like(forced)
+        targets = [1.0] + self.config.targets()
+        x = self.tok_embeddings(byte_ids)
+        skips, bounds, coarse_p, aux = [], [], [], x.new_zeros(())
+        for i in range(n - 1):
+            x = self.encoders[i](x, cache(i))
+            skips.append(x)
+            p, b = boundaries(self.routing[i](x), forced, allowed, valid)
+            aux = aux + ratio_loss(p, b, valid, targets[i + 1] / targets[i])
+            m = map_stage(b.long(), 1, self.config.stages[i + 1].max_len)
+            trace.maps.append(m)
+            trace.probs.append(p)
+            bounds.append(b)
+            valid = torch.arange(m.idx.shape[1], device=x.device).unsqueeze(0) < m.kept.unsqueeze(1)
+            forced = torch.gather(forced, 1, m.idx) & valid
+            allowed = valid
+            coarse_p.append(torch.gather(p, 1, m.idx))
+            x = self.pooling[i](x, m.idx)
+        x = smooth(self.trunk(x, cache(n - 1)), coarse_p[n - 2])
+        outputs = [x]
+        for i in reversed(range(n - 1)):
+            m = trace.maps[i]
+            up = self.upsampling[i](x, m.src, m.offset) * confidence(trace.probs[i], bounds[i]).unsqueeze(-1)
+            x = skips[i] + up if self.config.skip else up
+            x = self.decoders[i](x, cache(n + i))
+            if i:
+                x = smooth(x, coarse_p[i - 1])
+            outputs.append(x)
+        trace.stage_outputs = outputs[::-1]
+        trace.encoder_outputs = skips
+        self.aux_loss = self.config.ratio_loss * aux if self.training else None
         self.last_stats = {
             "kept": [m.kept.detach().sum() for m in trace.maps],
             "dropped": [m.dropped.detach().sum() for m in trace.maps],

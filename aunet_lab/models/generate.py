@@ -32,6 +32,10 @@ class _AUNetRow:
     boundary: list[int]  # per coarse stage j >= 1: position in stage j-1 of its latest kept boundary
     latest: list[torch.Tensor | None]  # per stage: output at its newest element ([1, 1, dim])
     dropped: list[int] = field(default_factory=list)
+    # learned chunking: per stage, the encoder output of its newest element (what routing compares
+    # the next one with), and the last 3 ids (whether a byte ends a character)
+    prev: list[torch.Tensor | None] = field(default_factory=list)
+    tail: list[int] = field(default_factory=list)
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_p: float = 1.0,
@@ -131,8 +135,10 @@ class Generator:
         logits, trace = model.run(row, caches=caches)
         ids = row[0].tolist()
         last_bos = max((i for i, t in enumerate(ids) if t == BOS_ID), default=-1)
-        levels = model.split.level_stream()
-        levels.feed(bytes(t for t in ids[last_bos + 1:] if t < 256))
+        levels = None
+        if not model.config.learned:
+            levels = model.split.level_stream()
+            levels.feed(bytes(t for t in ids[last_bos + 1:] if t < 256))
         lengths = [row.shape[1]] + [int(m.kept[0]) for m in trace.maps]
         # Padding a batched forward appended to coarse sequences must not stay in the caches.
         for j in range(1, n):
@@ -147,6 +153,9 @@ class Generator:
             if lengths[j]:
                 latest[j] = trace.stage_outputs[j][:, lengths[j] - 1 : lengths[j]]
         state = _AUNetRow(caches, levels, lengths, boundary, latest, [int(m.dropped[0]) for m in trace.maps])
+        if model.config.learned:
+            state.prev = [trace.encoder_outputs[j][:, lengths[j] - 1] if lengths[j] else None for j in range(n - 1)]
+            state.tail = ids[-3:]
         self.rows.append(state)
         for j in range(n):
             self.stage_calls[j] += lengths[j]
@@ -172,7 +181,10 @@ class Generator:
         x = model.encoders[0](x, self.byte_caches[0])
         for r, (state, tok) in enumerate(zip(self.rows, next_ids.tolist())):
             state.lengths[0] += 1
-            self._deeper_stages(state, min(self._level_of(state, tok), n - 1), x[r : r + 1])
+            if model.config.learned:
+                self._deeper_stages(state, 0, x[r : r + 1], tok)
+            else:
+                self._deeper_stages(state, min(self._level_of(state, tok), n - 1), x[r : r + 1])
         coarse, src, offset = [], [], []
         for state in self.rows:
             latest = state.latest[1]
@@ -185,22 +197,47 @@ class Generator:
         x = model.decoders[0](x, self.byte_caches[1])
         return model.output(model.norm(x))[:, -1]
 
-    def _deeper_stages(self, state: _AUNetRow, level: int, x: torch.Tensor) -> None:
+    def _closes(self, state: _AUNetRow, i: int, x: torch.Tensor, tok: int) -> torch.Tensor | None:
+        """Learned chunking: the boundary probability of stage i's new element ``x`` (None: not a
+        boundary), by the rules of the full pass (models/chunking.py)."""
+        from aunet_lab.models.chunking import boundaries, char_end_mask
+
+        model: AUNet = self.model
+        prev = state.prev[i]
+        state.prev[i] = x[:, -1]
+        one = torch.ones(1, 1, dtype=torch.bool, device=self.device)
+        p = model.routing[i].pair(prev, x[:, -1]).view(1, 1) if prev is not None else x.new_ones(1, 1)
+        allowed = one
+        if i == 0:
+            ids = torch.tensor([state.tail + [tok]], device=self.device)
+            allowed = char_end_mask(ids)[:, -1:]
+            state.tail = (state.tail + [tok])[-3:]
+        p, b = boundaries(p, one & (tok >= 256), allowed, one)
+        return p if bool(b) else None
+
+    def _deeper_stages(self, state: _AUNetRow, level: int, x: torch.Tensor, tok: int | None = None) -> None:
         """Stages 2.. of one row for a byte of level ``level`` whose byte-stage encoder output is
         ``x``: pooled into every stage it closes a unit of, each of those runs its encoder (the
         deepest its trunk), then their decoders run back down to stage 2, whose output the byte
-        stage reads from then on."""
+        stage reads from then on. With learned chunking (``tok`` given) the routing of each stage
+        decides instead, and each new coarse output is smoothed with the stage's previous one."""
         model: AUNet = self.model
         n = model.n_stages
         zero = torch.zeros(1, 1, dtype=torch.long, device=self.device)
         skips = [x]
+        probs = []  # learned: the probability of each new coarse element (stage i + 2 at index i)
         reached = 0  # deepest stage this byte reaches
         for i in range(n - 1):
             if i:
                 x = model.encoders[i](x, state.caches[i])
                 skips.append(x)
             cap = model.config.stages[i + 1].max_len
-            if level < i + 1:
+            if tok is not None:
+                p = self._closes(state, i, x, tok)
+                if p is None:
+                    break
+                probs.append(p)
+            elif level < i + 1:
                 break
             if cap is not None and state.lengths[i + 1] >= cap:
                 state.dropped[i] += 1
@@ -212,7 +249,7 @@ class Generator:
             self.stage_calls[i + 1] += 1
         if reached == n - 1:
             x = model.trunk(x, state.caches[n - 1])
-            state.latest[n - 1] = x
+            state.latest[n - 1] = x if tok is None else _smoothed(x, probs[n - 2], state.latest[n - 1])
         for i in reversed(range(1, min(reached, n - 2) + 1)):
             coarse = state.latest[i + 1]
             if coarse is None:
@@ -224,7 +261,13 @@ class Generator:
             up = model.upsampling[i](coarse, src, offset)
             x = skips[i] + up if model.config.skip else up
             x = model.decoders[i](x, state.caches[n + i])
-            state.latest[i] = x
+            state.latest[i] = x if tok is None else _smoothed(x, probs[i - 1], state.latest[i])
+
+
+def _smoothed(z: torch.Tensor, p: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
+    """One step of the learned-chunking smoothing (models/chunking.smooth)."""
+    w = p.view(1, 1, 1).to(z.dtype)
+    return w * z + (1 - w) * (before if before is not None else torch.zeros_like(z))
 
 
 def _joined(per_row: list[list[KVCache]]) -> list[KVCache]:

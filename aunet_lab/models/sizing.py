@@ -122,7 +122,7 @@ class FlopsReport:
     head: float
     bytes_per_unit: list[float]
     flops_per_unit: list[float] = field(default_factory=list)
-    boundary: float = 0.0  # a learned split function's own model, forward only (in ``total``)
+    boundary: float = 0.0  # learned boundaries (in ``total``): a split function's model (forward only) or routing
 
     @property
     def total_with_head(self) -> float:
@@ -155,6 +155,9 @@ def flops_per_byte(model_or_config, seq_len: int = 8192, bytes_per_unit: list[fl
         per_unit.append(f)
         per_byte.append(f / bpu[i])
     head = 6 * config.stages[0].dim * config.vocab_size
+    if config.learned:  # routing: two square maps per element of every stage but the deepest, trained
+        boundary = sum(6 * 2 * s.dim**2 / bpu[i] for i, s in enumerate(config.stages[:-1]))
+        return FlopsReport(per_byte, sum(per_byte) + boundary, head, bpu, per_unit, boundary)
     from aunet_lab.data.splitting import get_split_function
 
     split = get_split_function(config.split)
@@ -169,6 +172,8 @@ def model_flops(model_config, window: int, measured: dict | None):
     measured = measured or {}
     if hasattr(model_config, "stages"):
         bpu = measured.get("bytes_per_unit")
+        if model_config.learned:  # the split function's units are not the model's: its targets are
+            bpu = [1.0] + model_config.targets()
         return flops_per_byte(model_config, window, list(bpu[: model_config.n_stages]) if bpu else None)
     return flops_per_byte(model_config, window, bytes_per_token=measured.get("bytes_per_token", PAPER_BYTES_PER_TOKEN))
 

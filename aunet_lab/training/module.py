@@ -82,6 +82,9 @@ class LMModule(pl.LightningModule):
             totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
         global_nll, global_count, global_byte_nll, global_bytes = (float(v) for v in totals)
         loss = nll.sum() * world / max(global_count, 1.0)
+        aux = getattr(self.model, "aux_loss", None) if self.is_aunet else None  # learned chunking's ratio loss
+        if aux is not None:
+            loss = loss + aux
         if not math.isfinite(global_nll):
             self.failure = f"non-finite loss ({global_nll / max(global_count, 1.0)}) at step {self.global_step}"
             raise NonFiniteLoss(self.failure)
@@ -98,6 +101,8 @@ class LMModule(pl.LightningModule):
             for k, (kept, dropped) in enumerate(zip(self.model.last_stats["kept"], self.model.last_stats["dropped"]), 2):
                 metrics[f"aunet/units_per_byte/stage{k}"] = float(kept) / max(step_bytes, 1)
                 metrics[f"aunet/dropped/stage{k}"] = float(dropped)
+        if aux is not None:
+            metrics["train/ratio_loss"] = float(aux.detach())
         self._pending = metrics
         self.log("loss", metrics["train/loss"], prog_bar=True, logger=False)
         return loss

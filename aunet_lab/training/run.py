@@ -515,7 +515,8 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer, clock
 
     log_exported_model(client, run_id, run_dir, rows, trainer.global_step)
     clock.mark("export")
-    if config.model.arch != "bpe" and dm.eval_sets.get("test"):
+    # (learned chunking's boundaries are the model's, not the split function's: not logged here yet)
+    if config.model.arch != "bpe" and not config.model.aunet.learned and dm.eval_sets.get("test"):
         from aunet_lab.training.tracking import log_boundaries
 
         log_boundaries(client, run_id, dm, config.data.split, config.model.aunet.n_stages, trainer.global_step)
