@@ -291,6 +291,19 @@ def test_learned_chunking_trains_logs_its_ratio_loss_and_counts_its_routing(corp
     assert run.info.status == "FINISHED"
     metrics, params = run.data.metrics, run.data.params
     assert params["model.aunet.chunking"] == "learned" and 0 < metrics["train/ratio_loss"] < 1
-    assert float(params["compute.flops_per_byte"]) > 0
-    assert not any(k.startswith("test/units_per_byte/") for k in metrics)  # those are the split function's
+    assert float(params["compute.flops_per_byte"]) > 0 and run.data.tags["aunet.split"] == "learned"
+    # the test-text boundaries are the model's own: its units per byte there, not the word rule's
+    from aunet_lab.data.corpus import documents
+    from aunet_lab.data.manifest import load_manifest
+    from aunet_lab.data.splitting.boundary_stats import boundary_stats
+    from aunet_lab.loaded import load
+
+    model = load(result.run_dir).module
+    named = json.loads((result.run_dir / "eval_documents.json").read_text())["test"]["en"]
+    texts = {d["id"]: d["text"] for d in documents(load_manifest(root / "corpus.yaml"), "en", "test", root / "cache")}
+    from aunet_lab.models.chunking import LearnedLevels
+
+    stats = boundary_stats([texts[i] for i in named], None, LearnedLevels(model))
+    assert metrics["test/units_per_byte/en/stage2"] == pytest.approx(stats.units_per_byte()[0])
+    assert run.data.tags["aunet.units_example.en.stage2"].replace("|", "") in texts[named[0]]
     assert 0 < metrics["aunet/units_per_byte/stage2"] < 1

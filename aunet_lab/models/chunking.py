@@ -105,3 +105,37 @@ def confidence(p: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Straight-through confidence: value 1, gradient of ``p`` at boundaries and ``1 - p`` elsewhere."""
     c = torch.where(b, p, 1 - p)
     return c + (1 - c).detach()
+
+
+class LearnedLevels:
+    """A model's own boundaries as levels of bytes (the shape ``byte_levels_batch`` gives), for
+    measuring where learned chunking cuts text: each document alone from BOS, in pieces of
+    ``max_bytes``."""
+
+    def __init__(self, model, max_bytes: int = 16384):
+        self.model, self.max_bytes = model, max_bytes
+        self.max_level = model.n_stages - 1
+
+    @torch.no_grad()
+    def __call__(self, docs) -> tuple[torch.Tensor, list[int]]:
+        from aunet_lab.data.byte_ids import BOS_ID
+
+        was = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        out, offsets = [], [0]
+        for doc in docs:
+            raw = doc.encode("utf-8", "surrogateescape") if isinstance(doc, str) else bytes(doc)
+            levels = torch.zeros(len(raw), dtype=torch.long)
+            for start in range(0, len(raw), self.max_bytes):
+                piece = raw[start : start + self.max_bytes]
+                _, trace = self.model.run(torch.tensor([[BOS_ID, *piece]], device=device))
+                where = torch.arange(len(piece) + 1, device=device)  # byte positions of a stage's elements
+                for k, m in enumerate(trace.maps, start=1):
+                    where = where[m.idx[0, : int(m.kept[0])]]
+                    at = where[where > 0] - 1  # BOS is position 0
+                    levels[start + at.cpu()] = k
+            out.append(levels)
+            offsets.append(offsets[-1] + len(raw))
+        self.model.train(was)
+        return (torch.cat(out) if out else torch.zeros(0, dtype=torch.long)), offsets

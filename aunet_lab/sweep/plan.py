@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aunet_lab.config import TrainConfig, config_from_dict
 from aunet_lab.sweep.forkserver import use_fork_server
-from aunet_lab.sweep.spec import Cell, StudySpec
+from aunet_lab.sweep.spec import LEARNED, Cell, StudySpec
 
 # A trial's fixed costs on this project's 2-core machine, measured by benchmarks/trial_breakdown.py
 # (docs/performance.md): data setup, the MLflow run, checkpoints, export and samples per trial; each
@@ -175,17 +175,24 @@ def plan_study(spec: StudySpec, time_steps: bool = True, cells: set[str] | None 
         if config.data.eval_languages:  # a run is always scored on its own training languages too
             config.data.eval_languages = sorted(set(config.data.eval_languages) | set(cell.mixture))
         config.data.vocab_size = cell.vocab_size
-        config.data.split = cell.split
+        # The split axis's "learned": learned chunking (models/chunking.py); its data keeps the word
+        # rule's levels, which that model does not read, and its stage rates are its targets.
+        learned = cell.split == LEARNED and cell.arch != "bpe"
+        data_split = "word" if cell.split == LEARNED else cell.split
+        config.data.split = data_split
         config.data.seed = cell.seed
         config.trainer.seed = cell.seed
-        config.model.aunet.split = cell.split
-        measured = _measured(config, cell.mixture, cell.vocab_size, cell.split, measured_cache)
+        config.model.aunet.split = data_split
+        measured = _measured(config, cell.mixture, cell.vocab_size, data_split, measured_cache)
+        if learned:
+            targets = [1.0] + list(config.model.aunet.target_bytes or [5.0, 10.0, 20.0])
+            measured = {k: {**v, "bytes_per_unit": targets} for k, v in measured.items()}
         pooled = measured["all"]
         window = config.data.window_bytes
         refusals = []
         if cell.budget_kind == "compute":
             model = matched_models(cell.budget, [cell.arch], spec.sizing.ratio, measured, window, cell.vocab_size,
-                                   cell.split, spec.sizing)[cell.arch]
+                                   data_split, spec.sizing)[cell.arch]
         else:
             arch_kind = "bpe" if cell.arch == "bpe" else "aunet"
             section = config_from_dict({"model": {"arch": arch_kind, arch_kind: spec.models[cell.arch]}},
@@ -198,7 +205,10 @@ def plan_study(spec: StudySpec, time_steps: bool = True, cells: set[str] | None 
                                           b.ffn_multiple_of)
             else:
                 model = section.aunet
-                model.split = cell.split
+                model.split = data_split
+        if learned:
+            model.chunking = "learned"
+            model.validate()
         config = with_model(config, model)
         config.trainer.count_head_flops = bool(spec.sizing.count_head) if cell.budget_kind == "compute" \
             else config.trainer.count_head_flops

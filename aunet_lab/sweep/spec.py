@@ -29,6 +29,8 @@ def split_label(split: str) -> str:
     return split.replace(":", "").replace(",", "-")
 
 
+LEARNED = "learned"  # the split axis's value for AU-Net's learned chunking instead of a split function
+
 AXES = ("arch", "data_budget", "compute_budget", "mixture", "vocab_size", "split", "seed")
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median", "hyperband")

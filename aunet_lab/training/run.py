@@ -285,7 +285,8 @@ def _train(config, resume, init_from, parent_run_id, extra_tags, callbacks, on_r
     tags = {
         "aunet.arch": config.model.arch,
         "aunet.stages": str(config.model.aunet.n_stages if config.model.arch == "aunet" else 0),
-        "aunet.split": config.model.aunet.split if config.model.arch == "aunet" else "bpe",
+        "aunet.split": ("learned" if config.model.aunet.learned else config.model.aunet.split)
+        if config.model.arch == "aunet" else "bpe",
         "aunet.languages": ",".join(sorted(config.data.mixture)),
         "aunet.seed": str(config.trainer.seed),
         "git.commit": module.commit,
@@ -515,11 +516,15 @@ def _final_artifacts(config, module, dm, client, run_id, run_dir, trainer, clock
 
     log_exported_model(client, run_id, run_dir, rows, trainer.global_step)
     clock.mark("export")
-    # (learned chunking's boundaries are the model's, not the split function's: not logged here yet)
-    if config.model.arch != "bpe" and not config.model.aunet.learned and dm.eval_sets.get("test"):
+    sharded = config.trainer.strategy in ("fsdp", "fsdp2")
+    if config.model.arch != "bpe" and dm.eval_sets.get("test") and not (sharded and config.model.aunet.learned):
+        from aunet_lab.models.chunking import LearnedLevels
         from aunet_lab.training.tracking import log_boundaries
 
-        log_boundaries(client, run_id, dm, config.data.split, config.model.aunet.n_stages, trainer.global_step)
+        # learned chunking: the model's own boundaries, not the split function's
+        levels_fn = LearnedLevels(module.model) if config.model.aunet.learned else None
+        log_boundaries(client, run_id, dm, config.data.split, config.model.aunet.n_stages, trainer.global_step,
+                       levels_fn)
         clock.mark("boundaries")
     model = module.model
     if config.trainer.strategy in ("fsdp", "fsdp2"):

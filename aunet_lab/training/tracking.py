@@ -179,11 +179,12 @@ def log_exported_model(client, run_id: str, run_dir: Path, bpb_rows: list[dict],
     return logged.model_id
 
 
-def log_boundaries(client, run_id: str, dm, split: str, stages: int, step: int) -> None:
+def log_boundaries(client, run_id: str, dm, split: str, stages: int, step: int, levels_fn=None) -> None:
     """Where the run's split function put its boundaries on each test language: units per byte and
     the share inside grapheme clusters at each of the model's coarse stages (2..``stages``) (metrics ``test/units_per_byte/<lang>/stage<k>``,
     ``test/grapheme_cuts/<lang>/stage<k>``) and the units of a test passage (tags
-    ``aunet.units_example.<lang>.stage<k>``), for the report's boundaries page."""
+    ``aunet.units_example.<lang>.stage<k>``), for the report's boundaries page. ``levels_fn``: the
+    boundaries of learned chunking (models.chunking.LearnedLevels) instead of the split function's."""
     import math
 
     from mlflow.entities import Metric, RunTag
@@ -196,13 +197,13 @@ def log_boundaries(client, run_id: str, dm, split: str, stages: int, step: int) 
         texts = [d["text"] for d in dm.eval_documents(lang, "test")]
         if not texts:
             continue
-        stats = boundary_stats(texts, split)
+        stats = boundary_stats(texts, split, levels_fn)
         pairs = list(zip(stats.units_per_byte(), stats.inside_share()))[: max(0, stages - 1)]
         for k, (rate, inside) in enumerate(pairs, start=2):
             metrics.append(Metric(f"test/units_per_byte/{lang}/stage{k}", rate, now, step))
             if not math.isnan(inside):
                 metrics.append(Metric(f"test/grapheme_cuts/{lang}/stage{k}", inside, now, step))
-            tags.append(RunTag(f"aunet.units_example.{lang}.stage{k}", example_units(texts[0], split, k)[:500]))
+            tags.append(RunTag(f"aunet.units_example.{lang}.stage{k}", example_units(texts[0], split, k, levels_fn=levels_fn)[:500]))
     for i in range(0, len(metrics), 200):
         client.log_batch(run_id, metrics=metrics[i : i + 200])
     if tags:

@@ -44,33 +44,43 @@ class BoundaryStats:
         return [i / b if b else float("nan") for i, b in zip(self.inside_graphemes, self.boundaries)]
 
 
-def boundary_stats(texts: Sequence[str], spec) -> BoundaryStats:
-    """Boundaries of ``spec`` (a split function or its spec) at every stage over ``texts``, each
-    split as its own document, and how many of them cut a grapheme cluster."""
+def _levels_of(spec, levels_fn):
+    """(levels of many documents, the stages they have): by a split function, or by ``levels_fn``
+    (documents -> (levels, offsets), as byte_levels_batch) with its ``max_level``."""
+    if levels_fn is not None:
+        return levels_fn, levels_fn.max_level
     split = get_split_function(spec)
-    stats = BoundaryStats(0, [0] * split.max_level, [0] * split.max_level)
+    return (lambda docs: byte_levels_batch(docs, split)), split.max_level
+
+
+def boundary_stats(texts: Sequence[str], spec, levels_fn=None) -> BoundaryStats:
+    """Boundaries of ``spec`` (a split function or its spec; or ``levels_fn``, e.g. a model's own
+    boundaries) at every stage over ``texts``, each split as its own document, and how many of
+    them cut a grapheme cluster."""
+    levels_of, top = _levels_of(spec, levels_fn)
+    stats = BoundaryStats(0, [0] * top, [0] * top)
     if not texts:
         return stats
-    levels, offsets = byte_levels_batch(list(texts), split)
+    levels, offsets = levels_of(list(texts))
     stats.bytes = int(offsets[-1])
     for text, a, b in zip(texts, offsets, offsets[1:]):
         mine = levels[a:b]
         ends = grapheme_ends(text)
-        for k in range(1, split.max_level + 1):
+        for k in range(1, top + 1):
             cuts = (mine >= k).nonzero().flatten().tolist()
             stats.boundaries[k - 1] += len(cuts)
             stats.inside_graphemes[k - 1] += sum(1 for c in cuts if c not in ends)
     return stats
 
 
-def example_units(text: str, spec, stage: int = 2, max_chars: int = 80) -> str:
+def example_units(text: str, spec, stage: int = 2, max_chars: int = 80, levels_fn=None) -> str:
     """The first ``max_chars`` characters of ``text`` (from its first line with a letter) with a
     ``|`` after every unit of ``stage``; whitespace shown as it is, line breaks as spaces."""
-    split = get_split_function(spec)
+    levels_of, _ = _levels_of(spec, levels_fn)
     line = next((ln for ln in text.splitlines() if regex.search(r"\p{L}", ln)), text)
     passage = line.strip()[:max_chars]
     raw = passage.encode("utf-8", "surrogateescape")
-    levels = byte_levels_batch([raw], split)[0].tolist()
+    levels = levels_of([raw])[0].tolist()
     pieces, start = [], 0
     for i, level in enumerate(levels):
         if level >= stage - 1:
