@@ -102,6 +102,7 @@ def fig_boundaries(best, languages: list[str]):
 
     ax = fig.add_subplot(grid[0, grid.ncols - 1])
     bars(ax, "grapheme_cuts", stages[0], 100.0, "{:.0f}")
+    ax.set_ylim(bottom=0, top=max(1.0, ax.get_ylim()[1]))
     ax.set_title(f"Stage-{stages[0]} boundaries inside\na grapheme cluster (%)", fontsize=11)
     for j, stage in enumerate(stages):
         ax = fig.add_subplot(grid[1, j])
@@ -189,7 +190,8 @@ def findings(best, languages: list[str]) -> list[str]:
                 diffs = np.asarray(r.test_bpb_seeds[:n]) - np.asarray(ref.test_bpb_seeds[:n])
                 mean, lo, hi = seed_interval(diffs) if n else (np.nan, np.nan, np.nan)
                 parts.append(f"{split_name(split)} {r.test_bpb_mean:.3f}, {mean:+.3f} against {split_name(reference)} "
-                             f"({interval_text(mean, lo, hi, n, '{:+.3f}')}, paired by seed; {where})")
+                             f"({interval_text(mean, lo, hi, n, '{:+.3f}')}{', paired by seed' if n > 1 else ''}; "
+                             f"{where})")
             out.append(f"Boundaries, {ARCH_LABEL.get(arch, arch)} on {with_script(m)}: test BPB " + "; ".join(parts)
                        + " (boundary figures measured on the test text: no interval).")
     return out
