@@ -81,10 +81,10 @@ def fig_boundaries(best, languages: list[str]):
         ax.bar(x + k * width, [s[0] for s in stats], width, color=COLOURS[arch], hatch=hatches.get(split, ""),
                edgecolor="white", yerr=error_bars(stats), capsize=2, error_kw={"lw": 0.8},
                label=ARCH_LABEL[arch] if split is None else f"{ARCH_LABEL[arch]}, {split_name(split)}")
-    ax.set_xticks(x + 0.4 - width / 2, labels, fontsize=9)
+    ax.set_xticks(x + 0.4 - width / 2, labels, fontsize=9, rotation=30 if len(labels) > 4 else 0)
     ax.set_ylabel("test bits per byte")
     ax.set_title("Test bits per byte", fontsize=11)
-    ax.legend(fontsize=8, ncol=len(groups), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    ax.legend(fontsize=8, ncol=len(groups), loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
 
     width = 0.8 / len(splits)
 

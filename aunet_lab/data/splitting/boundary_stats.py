@@ -74,8 +74,8 @@ def boundary_stats(texts: Sequence[str], spec, levels_fn=None) -> BoundaryStats:
 
 
 def example_units(text: str, spec, stage: int = 2, max_chars: int = 80, levels_fn=None) -> str:
-    """The first ``max_chars`` characters of ``text`` (from its first line with a letter) with a
-    ``|`` after every unit of ``stage``; whitespace shown as it is, line breaks as spaces."""
+    """The first ``max_chars`` characters of the first line of ``text`` with a letter in it (split
+    as a document of its own), with a ``|`` after every unit of ``stage``."""
     levels_of, _ = _levels_of(spec, levels_fn)
     line = next((ln for ln in text.splitlines() if regex.search(r"\p{L}", ln)), text)
     passage = line.strip()[:max_chars]
