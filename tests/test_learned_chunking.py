@@ -103,6 +103,7 @@ def test_training_adds_the_ratio_loss_and_counts_the_routing_flops():
     ({"chunking": "learned", "target_bytes": [8.0, 4.0]}, "target_bytes: expected 2 increasing"),
     ({"chunking": "learned", "target_bytes": [5.0]}, "target_bytes: expected 2 increasing"),
     ({"chunking": "learned", "ratio_loss": -1}, "ratio_loss: expected a weight >= 0"),
+    ({"chunking": "learned", "target_bytes": 5.0}, "target_bytes: expected a list"),
 ])
 def test_bad_chunking_settings_are_named(change, expected):
     from aunet_lab.models.aunet import ConfigError

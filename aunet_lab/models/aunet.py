@@ -143,6 +143,9 @@ class AUNetConfig:
         if self.chunking not in ("split", "learned"):
             raise ConfigError(f"{name}.chunking: expected split or learned, got {self.chunking!r}")
         if self.learned:
+            if self.target_bytes is not None and not isinstance(self.target_bytes, (list, tuple)):
+                raise ConfigError(f"{name}.target_bytes: expected a list of bytes per unit (stages 2..{self.n_stages}), "
+                                  f"got {self.target_bytes!r}")
             targets = self.targets()
             if len(targets) < self.n_stages - 1 or any(not isinstance(t, (int, float)) for t in targets) or \
                     any(b <= a for a, b in zip([1.0] + targets, targets)):
